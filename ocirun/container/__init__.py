@@ -1,0 +1,1 @@
+"""What happens inside a new container: namespaces, rootfs, devices, process settings."""

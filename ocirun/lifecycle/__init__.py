@@ -1,0 +1,1 @@
+"""The runtime's operations (runtime.md "Operations"), one module each."""

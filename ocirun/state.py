@@ -1,0 +1,158 @@
+"""The state store: one directory per container under --root.
+
+    <root>/<id>/state.json   what `state` reports, plus what later commands need
+    <root>/<id>/exec.fifo    exists while init waits for `start` (runc's design)
+    <root>/<id>/lock         locked by every command that acts on the container
+
+A directory without state.json belongs to a container still being created.
+Files are replaced by rename, so a reader never sees half a document.
+"""
+
+import fcntl
+import json
+import os
+import re
+import shutil
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+from .errors import OciError
+
+DEFAULT_ROOT = "/run/ocirun"
+_VALID_ID = re.compile(r"^[\w+\-.]+$", re.ASCII)
+
+
+def validate_id(container_id: str) -> None:
+    if not container_id or container_id in (".", "..") or not _VALID_ID.match(container_id):
+        raise OciError(f"invalid container id {container_id!r}: use letters, digits and _ + - . "
+                       "(and not . or ..)")
+
+
+@dataclass
+class ContainerState:
+    id: str
+    bundle: str
+    rootfs: str
+    pid: int = 0
+    # Start time of init in clock ticks since boot (/proc/PID/stat field 22):
+    # a pid alone could have been reused by an unrelated process.
+    pid_start: int = 0
+    created: str = ""
+    owner: str = ""
+    annotations: dict = field(default_factory=dict)
+    # What cgroups.manager_from_state() needs to find the container's cgroups again.
+    cgroup: dict = field(default_factory=dict)
+    # Host paths of the namespaces init was given, for exec and for hooks.
+    namespace_paths: dict = field(default_factory=dict)
+    # Set once `start` has released init; survives init's death, unlike the fifo.
+    started: bool = False
+    config: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ContainerState":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of pid in clock ticks, or None when no such process exists."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name may hold spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rindex(b")") + 2:].split()
+    if fields[0] == b"Z":
+        return None
+    return int(fields[19])
+
+
+def is_alive(state: ContainerState) -> bool:
+    return state.pid > 0 and process_start_time(state.pid) == state.pid_start
+
+
+class Store:
+    def __init__(self, root: str = DEFAULT_ROOT):
+        self.root = os.path.abspath(root)
+
+    def dir(self, container_id: str) -> str:
+        return os.path.join(self.root, container_id)
+
+    def fifo_path(self, container_id: str) -> str:
+        return os.path.join(self.dir(container_id), "exec.fifo")
+
+    def exists(self, container_id: str) -> bool:
+        return os.path.isdir(self.dir(container_id))
+
+    def reserve(self, container_id: str) -> None:
+        """Claim an id; mkdir is atomic, so of concurrent creates exactly one wins."""
+        validate_id(container_id)
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        try:
+            os.mkdir(self.dir(container_id), 0o711)
+        except FileExistsError:
+            raise OciError(f"container {container_id} already exists") from None
+
+    @contextmanager
+    def lock(self, container_id: str):
+        """Serialise commands on one container for the duration of the block.
+
+        A POSIX record lock rather than flock: children forked meanwhile (the
+        container's init) do not inherit it, so it ends with this process.
+        """
+        validate_id(container_id)
+        try:
+            fd = os.open(os.path.join(self.dir(container_id), "lock"),
+                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            raise OciError(f"container {container_id} does not exist") from None
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def load(self, container_id: str) -> ContainerState:
+        validate_id(container_id)
+        try:
+            with open(os.path.join(self.dir(container_id), "state.json")) as f:
+                return ContainerState.from_json(json.load(f))
+        except FileNotFoundError:
+            if os.path.isdir(self.dir(container_id)):
+                raise OciError(f"container {container_id} is still being created") from None
+            raise OciError(f"container {container_id} does not exist") from None
+        except (ValueError, TypeError) as e:
+            raise OciError(f"state of container {container_id} is corrupt ({e}); "
+                           f"remove {self.dir(container_id)}") from None
+
+    def save(self, state: ContainerState) -> None:
+        path = os.path.join(self.dir(state.id), "state.json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(asdict(state), f)
+        os.rename(tmp, path)
+
+    def remove(self, container_id: str) -> None:
+        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+
+    def ids(self) -> list[str]:
+        try:
+            names = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+        return [n for n in names if os.path.isdir(os.path.join(self.root, n))]
+
+    def status(self, state: ContainerState) -> str:
+        """The spec's status, derived from the live system rather than remembered."""
+        if not is_alive(state):
+            return "stopped"
+        if not state.started and os.path.exists(self.fifo_path(state.id)):
+            return "created"
+        if state.cgroup:
+            from .cgroups import manager_from_state
+            if manager_from_state(state.cgroup).is_frozen():
+                return "paused"
+        return "running"
+
+

@@ -1,0 +1,59 @@
+"""The suite's last test: nothing that the runtime or the tests made is left behind."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import TEST_CGROUP_PARENT, TEST_ROOT
+
+
+def _our_mounts() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.strip() for line in f if "ocirun" in line or "/bundle" in line]
+
+
+def _runtime_processes() -> list[str]:
+    found = []
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if "ocirun" in cmdline and "pytest" not in cmdline and "reaper.py" not in cmdline:
+            found.append(f"{entry.name} [{stat.rsplit(')', 1)[1].split()[0]}] {cmdline.strip()}")
+    return found
+
+
+def _leftover_cgroups() -> list[str]:
+    leftovers = []
+    for controller in Path("/sys/fs/cgroup").iterdir():
+        parent = controller / TEST_CGROUP_PARENT
+        if parent.is_dir():
+            leftovers += [str(p) for p in parent.iterdir() if p.is_dir()]
+        for name in ("ocirun",):
+            if (controller / name).is_dir() and any(p.is_dir() for p in (controller / name).iterdir()):
+                leftovers.append(str(controller / name))
+    return leftovers
+
+
+def _leftover_state() -> list[str]:
+    if not TEST_ROOT.exists():
+        return []
+    return [str(p) for p in TEST_ROOT.rglob("*")]
+
+
+@pytest.mark.leakcheck
+def test_nothing_left_behind():
+    leaks = {
+        "mounts": _our_mounts(),
+        "processes": _runtime_processes(),
+        "cgroups": _leftover_cgroups(),
+        "state dirs": _leftover_state(),
+    }
+    assert not any(leaks.values()), "the test suite left these behind: " + repr(
+        {k: v for k, v in leaks.items() if v})
