@@ -50,6 +50,8 @@ def _runtimes(config):
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "spec(ref, text, level='MUST'): the runtime-spec requirement a test checks")
+    if os.geteuid() != 0:
+        raise pytest.UsageError("conformance: run as root (containers, cgroups and mounts)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -75,6 +77,7 @@ def scratch():
     """The suite's own directory for state roots and bundles; world-traversable
     so that containers in a user namespace can reach their bundle."""
     harness.SCRATCH_BASE.mkdir(parents=True, exist_ok=True)
+    harness.sweep_dead_runs()
     d = harness.SCRATCH_BASE / f"conformance-{os.getpid()}"
     d.mkdir(mode=0o755)
     d.chmod(0o755)
@@ -97,20 +100,33 @@ def workdir(scratch):
 @pytest.fixture
 def runtime(runtime_binary, workdir):
     """The runtime under test with a per-test --root. Teardown force-deletes
-    every container the test created and fails the test if a state entry or
-    a cgroup is left behind (after removing it)."""
+    every container the test created, then removes whatever is still there
+    (processes, cgroups, host mounts) and fails the test if it found any, or
+    a state entry."""
     name, path, global_args = runtime_binary
     rt = harness.Runtime(name, path, workdir / "state", global_args)
     yield rt
     leftovers = []
     for cid in rt.created_ids:
-        if rt.state(cid) is not None:
-            rt.delete(cid, force=True)
+        try:
             if rt.state(cid) is not None:
-                leftovers.append(f"container {cid} still known after delete --force")
+                rt.delete(cid, force=True, check=False)
+                if rt.state(cid) is not None:
+                    leftovers.append(f"container {cid} still known after delete --force")
+        except ValueError as err:  # state printed something that is not JSON
+            leftovers.append(f"container {cid}: state output unreadable: {err}")
+    killed = harness.kill_seen(rt.seen_pids) + harness.kill_mentioning(f"{workdir}/")
+    if killed:
+        leftovers.append(f"processes {sorted(set(killed))} still running")
+    for cid in rt.created_ids:
         for d in harness.existing_cgroup_dirs(cid):
             leftovers.append(f"cgroup {d} left behind")
             harness.remove_cgroup_tree(d)
+    mounts = harness.mounts_under(workdir)
+    for point in mounts:
+        harness.unmount(point)
+    if mounts:
+        leftovers.append(f"host mounts {mounts} left behind")
     if rt.root.exists():
         stale = [p.name for p in rt.root.iterdir()]
         if stale:
@@ -159,27 +175,25 @@ def pytest_runtest_makereport(item, call):
         report.user_properties.append(("runtime", callspec.params["runtime_binary"][0]))
 
 
+# nodeid -> record, one per test, written out by pytest_sessionfinish.
+_RECORDS = {}
+
+
 def pytest_runtest_logreport(report):
-    records = _records_of(report)
-    if records is None:
-        return
     props = dict(report.user_properties)
-    rec = records.setdefault(report.nodeid, {
+    if "spec" not in props:
+        return
+    rec = _RECORDS.setdefault(report.nodeid, {
         "nodeid": report.nodeid, "runtime": props.get("runtime"), **props["spec"],
         "outcome": "passed", "message": ""})
     if report.skipped:
         rec["outcome"] = "skipped"
         rec["message"] = _message(report)
     elif report.failed:
-        rec["outcome"] = "failed" if report.when == "call" else "error"
+        # A failed check stays "failed" even when cleanup fails too.
+        if rec["outcome"] != "failed":
+            rec["outcome"] = "failed" if report.when == "call" else "error"
         rec["message"] = (rec["message"] + " | " if rec["message"] else "") + _message(report)
-
-
-_STORE = {}
-
-
-def _records_of(report):
-    return _STORE.setdefault("records", {}) if report.user_properties else None
 
 
 def _message(report):
@@ -194,4 +208,4 @@ def _message(report):
 def pytest_sessionfinish(session):
     path = session.config.getoption("--conformance-json")
     if path:
-        Path(path).write_text(json.dumps(list(_STORE.get("records", {}).values()), indent=2))
+        Path(path).write_text(json.dumps(list(_RECORDS.values()), indent=2))

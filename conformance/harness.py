@@ -20,7 +20,7 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 # A safety net so one hung runtime cannot stall the whole suite; never an
 # assertion about speed.
-COMMAND_TIMEOUT = 60
+COMMAND_TIMEOUT = 20
 WAIT_LIMIT = 30
 
 # Inside the container the results directory is bind-mounted over /tmp,
@@ -29,8 +29,8 @@ WAIT_LIMIT = 30
 RESULTS_IN_CONTAINER = "/tmp"
 
 
-class RuntimeError_(Exception):
-    """A runtime command exited non-zero where the test expected success."""
+class CommandFailed(Exception):
+    """A runtime command failed (or hung) where the test expected success."""
 
 
 class Result:
@@ -45,8 +45,11 @@ class Result:
         return self.returncode == 0
 
     def __repr__(self):
-        return (f"<{' '.join(self.argv)} -> {self.returncode}; "
-                f"stdout={self.stdout.strip()[:300]!r} stderr={self.stderr.strip()[:300]!r}>")
+        # The subcommand and its arguments, not the binary and --root: the
+        # report shows the first few hundred characters of this.
+        command = self.argv[self.argv.index("--root") + 2:] if "--root" in self.argv else self.argv
+        return (f"`{' '.join(map(str, command))}` exited {self.returncode}: "
+                f"stderr={self.stderr.strip()[:300]!r} stdout={self.stdout.strip()[:200]!r}")
 
 
 class Runtime:
@@ -58,6 +61,9 @@ class Runtime:
         self.global_args = list(global_args)
         self.root = Path(root)
         self.created_ids = []
+        # (pid, start time) of every container process a state call showed,
+        # so that cleanup can kill what a broken delete leaves running.
+        self.seen_pids = set()
 
     def cmd(self, *args, check=False, stdin=None, stdout_path=None):
         """Run `runtime [global flags] --root R args...`.
@@ -70,8 +76,10 @@ class Runtime:
         with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out_tmp:
             out = open(stdout_path, "wb") if stdout_path else out_tmp
             try:
-                proc = subprocess.run(argv, stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                                      stdout=out, stderr=err, timeout=COMMAND_TIMEOUT)
+                returncode = subprocess.run(argv, stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                                            stdout=out, stderr=err, timeout=COMMAND_TIMEOUT).returncode
+            except subprocess.TimeoutExpired:
+                returncode = None
             finally:
                 if stdout_path:
                     out.close()
@@ -80,9 +88,12 @@ class Runtime:
             if not stdout_path:
                 out_tmp.seek(0)
                 stdout = out_tmp.read().decode(errors="replace")
-            res = Result(argv, proc.returncode, stdout, err.read().decode(errors="replace"))
+            stderr = err.read().decode(errors="replace")
+            if returncode is None:
+                stderr += f"\n(killed: no answer after {COMMAND_TIMEOUT}s)"
+            res = Result(argv, returncode, stdout, stderr)
         if check and not res.ok:
-            raise RuntimeError_(repr(res))
+            raise CommandFailed(repr(res))
         return res
 
     def create(self, cid, bundle, *extra, check=True):
@@ -106,7 +117,10 @@ class Runtime:
         res = self.cmd("state", cid)
         if not res.ok:
             return None
-        return json.loads(res.stdout)
+        st = json.loads(res.stdout)
+        if isinstance(st.get("pid"), int) and st["pid"] > 0:
+            self.seen_pids.add((st["pid"], process_start_time(st["pid"])))
+        return st
 
     def status(self, cid):
         st = self.state(cid)
@@ -225,6 +239,66 @@ def copy_rootfs(dest):
     return Path(dest)
 
 
+# --- leftovers ------------------------------------------------------------------
+
+def process_start_time(pid):
+    """The start time of a live process; None when it is gone or a zombie
+    (a container's init can stay unreaped for a while after it exits)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, IndexError):
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+def kill_seen(seen_pids):
+    """SIGKILL the recorded processes still alive (same pid, same start time)."""
+    killed = []
+    for pid, start in seen_pids:
+        if start is not None and process_start_time(pid) == start:
+            _signal(pid)
+            killed.append(pid)
+    return killed
+
+
+def kill_mentioning(marker):
+    """SIGKILL processes whose command line names `marker` (a test's private
+    directory): a runtime's forked helpers that outlived a failed command."""
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            _signal(int(entry.name))
+            killed.append(int(entry.name))
+    return killed
+
+
+def mounts_under(*prefixes):
+    """Host mount points inside any of the given directories, deepest first."""
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if any(point == str(p) or point.startswith(str(p) + "/") for p in prefixes):
+            points.append(point)
+    return sorted(points, key=len, reverse=True)
+
+
+def unmount(point):
+    subprocess.run(["umount", "-l", point], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _signal(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 # --- cgroups -----------------------------------------------------------------
 
 def cgroup_unified():
@@ -263,27 +337,18 @@ def remove_cgroup_tree(directory):
     if not directory.exists():
         return
     for sub in sorted((p for p in directory.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-        _kill_procs(sub)
-        _rmdir(sub)
-    _kill_procs(directory)
-    _rmdir(directory)
+        _empty_and_rmdir(sub)
+    _empty_and_rmdir(directory)
 
 
-def _kill_procs(directory):
-    procs = directory / "cgroup.procs"
-    if not procs.exists():
-        return
-    for pid in procs.read_text().split():
-        try:
-            os.kill(int(pid), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _rmdir(directory):
-    deadline = time.monotonic() + 5
+def _empty_and_rmdir(directory):
+    # Killed processes take a moment to leave, and a shell loop may fork
+    # again in between, so kill until the directory can go.
+    deadline = time.monotonic() + 10
     while True:
         try:
+            for pid in (directory / "cgroup.procs").read_text().split():
+                _signal(int(pid))
             directory.rmdir()
             return
         except FileNotFoundError:
@@ -294,11 +359,34 @@ def _rmdir(directory):
             time.sleep(0.05)
 
 
+def sweep_dead_runs():
+    """Clean up after earlier runs of the suite that were killed before their
+    teardown: their processes, cgroups, mounts and scratch directories. Only
+    runs whose pytest process is gone are touched."""
+    def dead(pid):
+        return pid.isdigit() and not Path(f"/proc/{pid}").exists()
+
+    for d in SCRATCH_BASE.glob("conformance-*"):
+        if dead(d.name.split("-", 1)[1]):
+            kill_mentioning(f"{d}/")
+            for point in mounts_under(d):
+                unmount(point)
+            shutil.rmtree(d, ignore_errors=True)
+    for parent in suite_cgroup_parents():
+        for sub in parent.glob("conf-*-*") if parent.is_dir() else ():
+            if dead(sub.name.split("-")[1]):
+                remove_cgroup_tree(sub)
+
+
+def suite_cgroup_parents():
+    if cgroup_unified():
+        return [CGROUP_ROOT / CGROUP_PARENT]
+    return [h / CGROUP_PARENT for h in CGROUP_ROOT.iterdir() if h.is_dir()]
+
+
 def remove_suite_cgroup_parents():
     """Remove the suite's parent cgroups if no other run is using them."""
-    targets = [CGROUP_ROOT / CGROUP_PARENT] if cgroup_unified() else [
-        h / CGROUP_PARENT for h in CGROUP_ROOT.iterdir() if h.is_dir()]
-    for t in targets:
+    for t in suite_cgroup_parents():
         try:
             t.rmdir()
         except OSError:

@@ -11,6 +11,7 @@ once every run produced results, and 2 when one could not run at all.
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -42,7 +43,7 @@ def merge(runs):
         for rec in records:
             key = (rec["ref"], rec["text"], rec["level"])
             table.setdefault(key, {}).setdefault(name, []).append(rec)
-    return dict(sorted(table.items(), key=lambda item: _doc_rank(item[0][0])))
+    return dict(sorted(table.items(), key=lambda item: (_doc_rank(item[0][0]), item[0][0])))
 
 
 DOC_ORDER = ("runtime.md", "config.md", "config-linux.md", "runc-cli")
@@ -130,10 +131,15 @@ def parse_args(argv):
     for spec in args.runtime:
         name, sep, command = spec.partition("=")
         if not sep:
-            name, command = os.path.basename(spec.split()[0]), spec
+            name, command = os.path.basename(shlex.split(spec)[0]), spec
         if name in runtimes:
             p.error(f"--runtime {spec}: the name {name} is given twice")
-        runtimes[name] = command
+        binary, *flags = shlex.split(command)
+        # The suite runs from the repository root, so a relative path given
+        # here is anchored to the caller's directory first.
+        if "/" in binary:
+            binary = os.path.abspath(binary)
+        runtimes[name] = shlex.join([binary, *flags])
     if args.parity and args.parity not in runtimes:
         p.error(f"--parity {args.parity}: not one of the --runtime names {sorted(runtimes)}")
     return args, runtimes

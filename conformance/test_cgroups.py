@@ -86,3 +86,35 @@ def test_failed_create_removes_cgroup(runtime, bundle):
     assert not runtime.create(bundle.id, bundle, check=False).ok
     assert runtime.state(bundle.id) is None
     assert harness.existing_cgroup_dirs(bundle.id) == []
+
+
+# /dev/kmsg (1:11) is not among the default devices runtimes always allow,
+# and opening it write-only needs no capability; nothing is written to it.
+KMSG_PROBE = "(exec 3>>/dev/conf-kmsg) 2>/dev/null && echo opened || echo refused"
+
+
+def kmsg_bundle(bundle, allow):
+    bundle.config["linux"]["devices"] = [
+        {"path": "/dev/conf-kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o600}]
+    if allow:
+        bundle.config["linux"]["resources"]["devices"].append(
+            {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "rwm"})
+    bundle.script(KMSG_PROBE).write()
+    return bundle
+
+
+def probe(runtime, bundle):
+    runtime.create(bundle.id, bundle)
+    runtime.start(bundle.id)
+    assert runtime.wait_status(bundle.id, "stopped") == "stopped"
+    return bundle.stdout().strip()
+
+
+@spec("config-linux.md#allowed-device-list", "a device the allow list does not grant cannot be opened")
+def test_device_not_allowed(runtime, bundle):
+    assert probe(runtime, kmsg_bundle(bundle, allow=False)) == "refused"
+
+
+@spec("config-linux.md#allowed-device-list", "a device the allow list grants can be opened")
+def test_device_allowed(runtime, bundle):
+    assert probe(runtime, kmsg_bundle(bundle, allow=True)) == "opened"

@@ -57,7 +57,7 @@ def run_with_hooks(runtime, bundle):
 
 
 @spec("config.md#posix-platform-hooks", "hooks run in lifecycle order: prestart, createRuntime, "
-      "createContainer, startContainer, program, poststart, poststop")
+      "createContainer, startContainer, then the program and poststart, then poststop")
 def test_hook_order(runtime, bundle):
     run_with_hooks(runtime, all_hooks(bundle))
     order = bundle.result("order").split()
@@ -116,10 +116,8 @@ def test_failing_create_hook(runtime, bundle, hook):
     bundle.script("echo ran > /tmp/marker").write()
     res = runtime.create(bundle.id, bundle, check=False)
     assert not res.ok
-    st = runtime.state(bundle.id)
-    assert st is None or st["status"] == "stopped"
-    if st is not None:
-        runtime.delete(bundle.id, force=True)
+    # Lifecycle step 12: the container is destroyed, as if never created.
+    assert runtime.state(bundle.id) is None
     assert bundle.result("marker") is None
     assert harness.existing_cgroup_dirs(bundle.id) == []
 
@@ -131,8 +129,6 @@ def test_failing_create_hook_runs_poststop(runtime, bundle):
                               "poststop": [recording_hook("poststop", bundle.results)]}
     bundle.write()
     assert not runtime.create(bundle.id, bundle, check=False).ok
-    if runtime.state(bundle.id) is not None:
-        runtime.delete(bundle.id, force=True)
     assert bundle.result("order") == "poststop\n"
 
 
@@ -182,9 +178,6 @@ def test_hook_timeout(runtime, bundle):
     bundle.config["hooks"] = {"createRuntime": [
         {"path": "/bin/sh", "args": ["sh", "-c", "sleep 5"], "timeout": 1}]}
     bundle.write()
-    res = runtime.create(bundle.id, bundle, check=False)
-    assert not res.ok
-    st = runtime.state(bundle.id)
-    if st is not None:
-        runtime.delete(bundle.id, force=True)
-    assert st is None or st["status"] == "stopped"
+    assert not runtime.create(bundle.id, bundle, check=False).ok
+    assert runtime.state(bundle.id) is None
+    assert harness.existing_cgroup_dirs(bundle.id) == []

@@ -1,5 +1,4 @@
 """runtime.md: state, lifecycle and operations (create/start/kill/delete)."""
-import json
 import os
 from pathlib import Path
 

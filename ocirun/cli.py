@@ -190,7 +190,37 @@ def features():
     click.echo(json.dumps(features_document(), indent=2))
 
 
+GLOBAL_VALUE_FLAGS = {"--root", "--log", "--log-format", "--rootless"}
+
+
+def _register_cgroup_commands() -> None:
+    from .cgroups.commands import events, pause, ps, resume, update
+    for command in (update, pause, resume, ps, events):
+        cli.add_command(command)
+
+
+_register_cgroup_commands()
+
+
+def _configure_log_early(argv: list[str]) -> None:
+    """Honour --log/--log-format even when click rejects the command line:
+    engines read the reason from the log file, and it must exist."""
+    found = {}
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):  # global flags precede the command
+        flag, has_value, inline = argv[i].partition("=")
+        if flag in GLOBAL_VALUE_FLAGS and not has_value:
+            i += 1
+            inline = argv[i] if i < len(argv) else ""
+        found[flag] = inline
+        i += 1
+    log_format = found.get("--log-format")
+    logger.configure(found.get("--log"), log_format if log_format in ("text", "json") else "text",
+                     "--debug" in found)
+
+
 def main() -> None:
+    _configure_log_early(sys.argv[1:])
     try:
         cli.main(standalone_mode=False)
     except OciError as error:

@@ -19,6 +19,9 @@ from dataclasses import asdict, dataclass, field
 from .errors import OciError
 
 DEFAULT_ROOT = "/run/ocirun"
+# What init writes into exec.fifo once `start` released it and the
+# startContainer hooks passed; an error message may follow.
+START_OK = b"0"
 _VALID_ID = re.compile(r"^[\w+\-.]+$", re.ASCII)
 
 

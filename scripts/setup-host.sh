@@ -40,5 +40,8 @@ if ! .venv/bin/python -c 'import ocirun, click, jsonschema, prctl, requests, zst
   .venv/bin/pip install -q -e '.[test]'
   touch .venv/.installed
 fi
+# Every ocirun command pays Python start-up: ship compiled bytecode, so that
+# environments with PYTHONDONTWRITEBYTECODE set do not recompile on each run.
+.venv/bin/python -m compileall -q ocirun >/dev/null
 
 bash bundles/busybox/build-rootfs.sh

@@ -9,17 +9,13 @@ import copy
 import json
 import os
 import subprocess
-import sys
+import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-OCIRUN = str(Path(sys.executable).parent / "ocirun")
-BUSYBOX_ROOTFS = REPO / "bundles" / "busybox" / "rootfs"
-TEST_ROOT = Path("/run/ocirun-test")
-TEST_CGROUP_PARENT = "ocirun-test"
+from ocitest import OCIRUN, TEST_CGROUP_PARENT, TEST_ROOT, busybox_config
 
 
 def pytest_collection_modifyitems(items):
@@ -47,28 +43,24 @@ def runtime_root():
 @pytest.fixture
 def ocirun(runtime_root):
     """ocirun(*args) -> CompletedProcess, with this test's --root; check=False by default."""
-    def run(*args, input=None, timeout=60, check=False, env=None, **kwargs):
-        result = subprocess.run([OCIRUN, "--root", runtime_root, *map(str, args)], input=input,
-                                capture_output=True, text=True, timeout=timeout, env=env, **kwargs)
+    def run(*args, input=None, timeout=60, check=False, env=None):
+        # Files, not pipes: a created container's init inherits our stdio and
+        # keeps it open, so reading a pipe to its end would wait for the container.
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            completed = subprocess.run([OCIRUN, "--root", runtime_root, *map(str, args)],
+                                       input=input, stdout=out, stderr=err, text=True,
+                                       timeout=timeout, env=env,
+                                       stdin=None if input is not None else subprocess.DEVNULL)
+            out.seek(0)
+            err.seek(0)
+            result = subprocess.CompletedProcess(completed.args, completed.returncode,
+                                                 out.read(), err.read())
         if check and result.returncode != 0:
             raise AssertionError(f"ocirun {' '.join(map(str, args))} failed "
                                  f"({result.returncode}): {result.stderr.strip()}")
         return result
     run.root = runtime_root
     return run
-
-
-def busybox_config(args=("sh", "-c", "echo hello"), **changes) -> dict:
-    """A config like `ocirun spec`'s, pointing at the shared busybox rootfs (read-only)."""
-    from ocirun.specgen import default_spec
-    spec = default_spec()
-    spec["process"]["terminal"] = False
-    spec["process"]["args"] = list(args)
-    spec["root"] = {"path": str(BUSYBOX_ROOTFS), "readonly": True}
-    spec["linux"]["cgroupsPath"] = f"/{TEST_CGROUP_PARENT}/{uuid.uuid4().hex[:12]}"
-    for key, value in changes.items():
-        spec[key] = value
-    return spec
 
 
 @pytest.fixture

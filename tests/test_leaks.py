@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_CGROUP_PARENT, TEST_ROOT
+from ocitest import TEST_CGROUP_PARENT, TEST_ROOT
 
 
 def _our_mounts() -> list[str]:

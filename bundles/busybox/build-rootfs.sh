@@ -6,11 +6,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 rootfs="$here/rootfs"
 busybox=${BUSYBOX:-/bin/busybox}
 [ -x "$busybox" ] || { echo "build-rootfs: $busybox not found; apt-get install busybox-static" >&2; exit 1; }
-[ -x "$rootfs/bin/busybox" ] && cmp -s "$busybox" "$rootfs/bin/busybox" && exit 0
+[ -d "$rootfs/mnt" ] && [ -x "$rootfs/bin/busybox" ] && cmp -s "$busybox" "$rootfs/bin/busybox" && exit 0
 
 tmp=$(mktemp -d "$here/.rootfs.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$tmp"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,root,home,var,run}
+mkdir -p "$tmp"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,root,home,var,run,mnt}
+# mktemp made it 0700: a container running as a non-root user must reach its files.
+chmod 755 "$tmp"
 chmod 1777 "$tmp/tmp"
 cp "$busybox" "$tmp/bin/busybox"
 for applet in $("$busybox" --list); do

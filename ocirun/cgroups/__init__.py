@@ -1,21 +1,24 @@
 """linux.cgroupsPath and linux.resources: placing containers in cgroups and limiting them.
 
-Use:  m = new_manager(id, spec_linux.get("cgroupsPath"), systemd=...)
-      m.create(); m.apply(init_pid); m.set(resources, linux_devices=...)
-      state.cgroup = m.to_state()          ... later: manager_from_state(state.cgroup)
+    m = new_manager(id, linux.get("cgroupsPath"), systemd=...)
+    m.create()                  # missing levels only; they are remembered for destroy()
+    m.apply(pid)                # before the init unshares its cgroup namespace
+    m.set(linux.get("resources") or {})
+    state.cgroup = m.to_state() # later: manager_from_state(state.cgroup)
+    ... signal_all(m, sig); m.destroy() once no process is left.
 """
 
 import os
 
 from ..errors import ConfigError, OciError
-from .base import CgroupManager
+from .base import CgroupManager, signal_all
 from .fs import CgroupFS
-from .v1 import UNIFIED, V1Manager, hierarchies
+from .v1 import NAMED_SYSTEMD, UNIFIED, V1Manager, hierarchies
 from .v2 import V2Manager
 
 DEFAULT_ROOT = "/sys/fs/cgroup"
 
-__all__ = ["CgroupManager", "detect", "new_manager", "manager_from_state", "DEFAULT_ROOT"]
+__all__ = ["DEFAULT_ROOT", "CgroupManager", "detect", "manager_from_state", "new_manager", "signal_all"]
 
 
 def detect(root: str = DEFAULT_ROOT, fs: CgroupFS | None = None) -> str:
@@ -26,7 +29,7 @@ def detect(root: str = DEFAULT_ROOT, fs: CgroupFS | None = None) -> str:
     if not fs.isdir(root):
         raise OciError(f"no cgroup filesystem at {root}: mount cgroups (v1 or v2) there")
     found = hierarchies(root, fs)
-    if not any(name != UNIFIED for name in found):
+    if not any(name not in (UNIFIED, NAMED_SYSTEMD) for name in found):
         raise OciError(f"no cgroup controllers mounted under {root}")
     return "hybrid" if UNIFIED in found else "v1"
 

@@ -11,6 +11,7 @@ from .fs import CgroupFS
 # process just exited (rmdir fails with EBUSY until the exit is complete).
 _RMDIR_RETRIES = 50
 _RMDIR_PAUSE = 0.02
+_CREATE_ATTEMPTS = 5
 
 
 def resource_error(source: str, field: str, message: str) -> OciError:
@@ -43,25 +44,41 @@ class CgroupManager:
         made = []
         try:
             for mount, path in self._dirs():
-                current = mount
-                for part in os.path.relpath(path, mount).split(os.sep):
-                    if part == ".":
-                        continue
-                    parent, current = current, os.path.join(current, part)
-                    if self.fs.isdir(current):
-                        continue
-                    self._before_mkdir(parent)
+                for attempt in range(_CREATE_ATTEMPTS):
                     try:
-                        self.fs.mkdir(current)
-                    except OSError as e:
-                        raise OciError(f"cannot create cgroup {current}: {e.strerror}") from None
-                    made.append(current)
-                    self._after_mkdir(current, parent)
+                        self._create_levels(mount, path, made)
+                        break
+                    except FileNotFoundError:
+                        # Another container's delete removed a shared parent level
+                        # between our check and our mkdir: walk down again.
+                        if attempt == _CREATE_ATTEMPTS - 1:
+                            raise OciError(f"cannot create cgroup {path}: its parent keeps "
+                                           "disappearing") from None
         except BaseException:
             for path in reversed(made):
                 self._rmdir(path, quiet=True)
             raise
         self.created += made
+
+    def _create_levels(self, mount: str, path: str, made: list[str]) -> None:
+        current = mount
+        for part in os.path.relpath(path, mount).split(os.sep):
+            if part == ".":
+                continue
+            parent, current = current, os.path.join(current, part)
+            if self.fs.isdir(current):
+                continue
+            self._before_mkdir(parent)
+            try:
+                self.fs.mkdir(current)
+            except FileExistsError:
+                continue  # made by someone else meanwhile: not ours to remove
+            except FileNotFoundError:
+                raise
+            except OSError as e:
+                raise OciError(f"cannot create cgroup {current}: {e.strerror}") from None
+            made.append(current)
+            self._after_mkdir(current, parent)
 
     def _before_mkdir(self, parent: str) -> None:
         pass
@@ -153,7 +170,7 @@ class CgroupManager:
     def _read(self, path: str, default: str | None = None) -> str:
         try:
             return self.fs.read(path).strip()
-        except (FileNotFoundError, OSError):
+        except OSError:
             if default is None:
                 raise
             return default
@@ -218,3 +235,22 @@ class OomWatch:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+def signal_all(manager, sig: int) -> None:
+    """Signal every process in the cgroup, frozen so none can fork away meanwhile."""
+    try:
+        manager.freeze()
+        frozen = True
+    except (OciError, OSError):
+        # No freezer: still reach what we can.
+        frozen = False
+    try:
+        for pid in manager.pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+    finally:
+        if frozen:
+            manager.thaw()

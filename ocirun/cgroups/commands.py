@@ -4,7 +4,6 @@ Each takes a click context whose ctx.obj.store is an ocirun.state.Store.
 """
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,31 +14,15 @@ import click
 from ..errors import OciError
 from ..state import is_alive
 from . import manager_from_state
+from .base import signal_all
+
+__all__ = ["events", "pause", "ps", "resume", "signal_all", "update"]
 
 
 def _manager(state):
     if not state.cgroup:
         raise OciError(f"container {state.id} has no cgroup")
     return manager_from_state(state.cgroup)
-
-
-def signal_all(manager, sig: int) -> None:
-    """Signal every process in the cgroup, frozen so none can fork away meanwhile."""
-    try:
-        manager.freeze()
-        frozen = True
-    except (OciError, OSError):
-        # No freezer: still reach what we can.
-        frozen = False
-    try:
-        for pid in manager.pids():
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-    finally:
-        if frozen:
-            manager.thaw()
 
 
 # --- update ---------------------------------------------------------------------
@@ -77,7 +60,11 @@ def _flags_to_resources(f: dict) -> dict:
 
 def _read_resources(path: str) -> dict:
     try:
-        text = sys.stdin.read() if path == "-" else open(path).read()
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path) as f:
+                text = f.read()
         doc = json.loads(text)
     except OSError as e:
         raise OciError(f"-r {path}: {e.strerror}") from None

@@ -12,8 +12,8 @@ from ..errors import ConfigError
 
 # Always reachable in a container, as every engine expects (runc grants the same).
 DEFAULT_ALLOWED = [
-    (True, "c", None, None, "m"),
     (True, "b", None, None, "m"),
+    (True, "c", None, None, "m"),
     (True, "c", 1, 3, "rwm"),     # null
     (True, "c", 1, 5, "rwm"),     # zero
     (True, "c", 1, 7, "rwm"),     # full
@@ -21,8 +21,8 @@ DEFAULT_ALLOWED = [
     (True, "c", 1, 9, "rwm"),     # urandom
     (True, "c", 5, 0, "rwm"),     # tty
     (True, "c", 5, 2, "rwm"),     # ptmx
-    (True, "c", 136, None, "rwm"),  # pts/*
     (True, "c", 10, 200, "rwm"),  # net/tun
+    (True, "c", 136, None, "rwm"),  # pts/*
 ]
 
 _DEVICE_TYPES = {"c": "c", "b": "b", "u": "c", "p": None}
@@ -55,7 +55,11 @@ def normalize(rules: list | None, field: str = "linux.resources.devices") -> lis
 
 
 def rules_for(resources_devices: list | None, linux_devices: list | None) -> list[tuple]:
-    """The complete rule list: the spec's rules, then the defaults, then linux.devices."""
+    """The complete rule list: the spec's rules, then the defaults, then linux.devices.
+
+    runc 1.1 does not allow linux.devices by itself (the engine adds rules for
+    them); crun does. Pass linux_devices=None for runc's behaviour.
+    """
     rules = normalize(resources_devices) + list(DEFAULT_ALLOWED)
     for i, dev in enumerate(linux_devices or []):
         kind = _DEVICE_TYPES.get(dev.get("type"))
@@ -134,7 +138,7 @@ def bpf_program(rules: list[tuple]) -> list[tuple]:
     insns = list(_PROLOGUE)
     for rule in reversed(rules):
         insns += _rule_block(*rule)
-        allow, kind, major, minor, access = rule
+        _, kind, major, minor, access = rule
         if kind == "a" and major is None and minor is None and access == "rwm":
             return insns  # matches everything: later blocks would be unreachable
     return insns + [(MOV64_K, 0, 0, 0, 0), (EXIT, 0, 0, 0, 0)]

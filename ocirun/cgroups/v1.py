@@ -8,6 +8,7 @@ go through the v1 controllers.
 import errno
 import os
 import time
+from functools import partial
 
 from . import devices
 from .base import CgroupManager, OomWatch, check_memory_before_update, resource_error
@@ -15,6 +16,7 @@ from .base import CgroupManager, OomWatch, check_memory_before_update, resource_
 CONTROLLERS = ("cpuset", "cpu", "cpuacct", "memory", "devices", "freezer", "pids", "blkio",
                "hugetlb", "net_cls", "net_prio", "perf_event", "rdma", "misc")
 UNIFIED = ""  # key of the hybrid v2 tree in paths
+NAMED_SYSTEMD = "name=systemd"
 
 _FREEZE_ATTEMPTS = 1000
 _NANOS_PER_TICK = 10**9 // os.sysconf("SC_CLK_TCK")
@@ -30,6 +32,11 @@ def hierarchies(root: str, fs) -> dict[str, str]:
             continue
         if name == "unified":
             found[UNIFIED] = path
+            continue
+        if name == "systemd":
+            # systemd's named hierarchy: runc moves containers there too, and
+            # a cgroup namespace then hides the host's path in it.
+            found[NAMED_SYSTEMD] = path
             continue
         for controller in name.split(","):
             if controller in CONTROLLERS:
@@ -50,13 +57,24 @@ class V1Manager(CgroupManager):
         return entry[1]
 
     def _after_mkdir(self, path: str, parent: str) -> None:
-        # A new cpuset cgroup starts with no CPUs and no memory nodes, and
-        # refuses processes until it gets some: inherit the parent's.
         cpuset = self.paths.get("cpuset")
         if cpuset and (cpuset[1] == path or cpuset[1].startswith(path + os.sep)):
-            for name in ("cpuset.cpus", "cpuset.mems"):
-                if not self._read(os.path.join(path, name), ""):
-                    self.fs.write(os.path.join(path, name), self._read(os.path.join(parent, name)))
+            self._inherit_cpuset(path, cpuset[0])
+
+    def _inherit_cpuset(self, path: str, mount: str) -> None:
+        """A new cpuset cgroup starts with no CPUs and no memory nodes, and
+        refuses processes until it gets some: copy the parent's, fixing up
+        first a parent that a concurrent runtime has just made and not yet filled."""
+        if path == mount:
+            return
+        parent = os.path.dirname(path)
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if not self._read(os.path.join(path, name), ""):
+                value = self._read(os.path.join(parent, name), "")
+                if not value:
+                    self._inherit_cpuset(parent, mount)
+                    value = self._read(os.path.join(parent, name))
+                self.fs.write(os.path.join(path, name), value)
 
     def _pids_dir(self) -> str:
         for controller in ("pids", "freezer", "memory", "cpu"):
@@ -113,7 +131,7 @@ class V1Manager(CgroupManager):
         if not any(v is not None for v in m.values()):
             return
         path = self._dir("memory", source, field)
-        f = lambda name: os.path.join(path, name)  # noqa: E731
+        f = partial(os.path.join, path)
         check_memory_before_update(source, m, self._read_int(f("memory.usage_in_bytes")))
         limit, swap = m.get("limit"), m.get("swap")
         if limit == -1 and swap is None:
@@ -122,16 +140,19 @@ class V1Manager(CgroupManager):
             raise resource_error(source, f"{field}.swap", f"{swap} is below the memory limit "
                                  f"({limit}): on cgroup v1 swap is the memory+swap total")
         busy = " (the container already uses more memory than that)"
-        write_limit = lambda: self._write(source, f"{field}.limit", f("memory.limit_in_bytes"),  # noqa: E731
-                                          limit, busy)
+
+        def write_limit():
+            self._write(source, f"{field}.limit", f("memory.limit_in_bytes"), limit, busy)
+
         if swap is not None and swap != 0:
             if not self.fs.exists(f("memory.memsw.limit_in_bytes")):
                 if swap != -1:
                     raise resource_error(source, f"{field}.swap", "swap accounting is disabled on "
-                                         "this host (boot with swapaccount=1) ")
+                                         "this host (boot with swapaccount=1)")
             else:
-                write_swap = lambda: self._write(source, f"{field}.swap",  # noqa: E731
-                                                 f("memory.memsw.limit_in_bytes"), swap, busy)
+                def write_swap():
+                    self._write(source, f"{field}.swap", f("memory.memsw.limit_in_bytes"), swap, busy)
+
                 # memory+swap may never be below memory: grow it first, shrink it last.
                 if swap == -1 or swap > self._read_int(f("memory.limit_in_bytes")):
                     write_swap()
@@ -146,6 +167,7 @@ class V1Manager(CgroupManager):
             write_limit()
         if m.get("reservation") is not None:
             self._write(source, f"{field}.reservation", f("memory.soft_limit_in_bytes"), m["reservation"])
+        # memory.kernel is left alone: kernels since 5.16 have no kmem limit, and runc skips it too.
         if m.get("kernelTCP") is not None:
             self._write(source, f"{field}.kernelTCP", f("memory.kmem.tcp.limit_in_bytes"), m["kernelTCP"])
         if m.get("swappiness") is not None:
@@ -165,7 +187,7 @@ class V1Manager(CgroupManager):
         cpu_keys = ("shares", "quota", "period", "burst", "realtimeRuntime", "realtimePeriod", "idle")
         if any(c.get(k) is not None for k in cpu_keys):
             path = self._dir("cpu", source, field)
-            f = lambda name: os.path.join(path, name)  # noqa: E731
+            f = partial(os.path.join, path)
             if c.get("shares"):
                 self._write(source, f"{field}.shares", f("cpu.shares"), c["shares"])
                 actual = self._read_int(f("cpu.shares"))
@@ -192,7 +214,10 @@ class V1Manager(CgroupManager):
     def _set_quota_period(self, c: dict, source: str, quota_file: str, period_file: str) -> None:
         quota, period = c.get("quota"), c.get("period")
         hint = " (the quota must be at least 1000 microseconds, or -1 for no limit)"
-        write_quota = lambda: self._write(source, "linux.resources.cpu.quota", quota_file, quota, hint)  # noqa: E731
+
+        def write_quota():
+            self._write(source, "linux.resources.cpu.quota", quota_file, quota, hint)
+
         if period:
             try:
                 self.fs.write(period_file, str(period))
@@ -212,7 +237,7 @@ class V1Manager(CgroupManager):
         if not any(v for v in b.values()):
             return
         path = self._dir("blkio", source, field)
-        f = lambda name: os.path.join(path, name)  # noqa: E731
+        f = partial(os.path.join, path)
         # With the BFQ scheduler the kernel only offers the blkio.bfq.* weight files.
         prefix = "blkio." if self.fs.exists(f("blkio.weight")) else "blkio.bfq."
         if b.get("weight"):
@@ -286,17 +311,17 @@ class V1Manager(CgroupManager):
             for name in self.fs.listdir(hugetlb):
                 if name.startswith("hugetlb.") and name.endswith(".limit_in_bytes") and "rsvd" not in name:
                     size = name.split(".")[1]
-                    f = lambda n: os.path.join(hugetlb, f"hugetlb.{size}.{n}")  # noqa: E731
-                    out["hugetlb"][size] = {"usage": self._read_int(f("usage_in_bytes")),
-                                            "max": self._read_int(f("max_usage_in_bytes")),
-                                            "failcnt": self._read_int(f("failcnt"))}
+                    prefix = os.path.join(hugetlb, f"hugetlb.{size}.")
+                    out["hugetlb"][size] = {"usage": self._read_int(prefix + "usage_in_bytes"),
+                                            "max": self._read_int(prefix + "max_usage_in_bytes"),
+                                            "failcnt": self._read_int(prefix + "failcnt")}
         return out
 
     def _cpu_stats(self) -> dict:
         usage, throttling = {}, {}
         acct = self._dir("cpuacct")
         if acct:
-            f = lambda n: os.path.join(acct, n)  # noqa: E731
+            f = partial(os.path.join, acct)
             ticks = self._read_kv(f("cpuacct.stat"))
             usage = {"total": self._read_int(f("cpuacct.usage")),
                      "percpu": [int(v) for v in self._read(f("cpuacct.usage_percpu"), "").split()],
@@ -316,9 +341,11 @@ class V1Manager(CgroupManager):
             return {}
 
         def entry(prefix):
-            f = lambda n: os.path.join(path, f"{prefix}.{n}")  # noqa: E731
-            return {"limit": self._read_int(f("limit_in_bytes")), "usage": self._read_int(f("usage_in_bytes")),
-                    "max": self._read_int(f("max_usage_in_bytes")), "failcnt": self._read_int(f("failcnt"))}
+            base = os.path.join(path, prefix + ".")
+            return {"limit": self._read_int(base + "limit_in_bytes"),
+                    "usage": self._read_int(base + "usage_in_bytes"),
+                    "max": self._read_int(base + "max_usage_in_bytes"),
+                    "failcnt": self._read_int(base + "failcnt")}
 
         raw = self._read_kv(os.path.join(path, "memory.stat"))
         return {"cache": raw.get("cache", 0), "usage": entry("memory"), "swap": entry("memory.memsw"),

@@ -103,6 +103,7 @@ class V2Manager(CgroupManager):
     def _set_memory(self, m: dict, source: str) -> None:
         field = "linux.resources.memory"
         check_memory_before_update(source, m, self._read_int(self._f("memory.current")))
+        # swappiness, disableOOMKiller, kernel and useHierarchy have no v2 file: skipped, as by runc.
         limit = m.get("limit")
         swap = swap_max(limit, m.get("swap"), source)
         busy = " (the container already uses more memory than that)"

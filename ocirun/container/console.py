@@ -15,6 +15,10 @@ import termios
 
 from ..errors import OciError
 
+# Python's termios lacks these two (asm-generic ioctl numbers on x86_64 and aarch64).
+TIOCGPTN = 0x80045430    # _IOR('T', 0x30, unsigned int): which /dev/pts/N a master is
+TIOCSPTLCK = 0x40045431  # _IOW('T', 0x31, int): lock or unlock the slave (unlockpt)
+
 
 def connect_console_socket(path: str) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -29,8 +33,8 @@ def connect_console_socket(path: str) -> socket.socket:
 def open_pty() -> tuple[int, str]:
     """Open the container's /dev/ptmx; returns the master fd and the slave's path."""
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-    fcntl.ioctl(master, termios.TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
-    number = struct.unpack("I", fcntl.ioctl(master, termios.TIOCGPTN, b"\0" * 4))[0]
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
+    number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
     return master, f"/dev/pts/{number}"
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from .. import hooks
 from ..errors import OciError
+from ..state import START_OK
 from ..sys.libc import SYSCALL_NUMBERS, libc
 from . import console, namespaces, process, rootfs
 from .channel import Channel, report_error_and_exit
@@ -42,6 +43,7 @@ class InitOptions:
     # Filled in along the way, used after `start`.
     hook_state: dict = field(default_factory=dict)
     executable: str = ""
+    start_fifo: int = -1  # our end of exec.fifo once `start` has opened the other
 
 
 def join_session_keyring(container_id: str) -> None:
@@ -68,9 +70,15 @@ def run(channel: Channel, options: InitOptions, release_fd: int) -> None:
     except BaseException as error:  # noqa: BLE001 - this process must never unwind into create's code
         if not ready:
             report_error_and_exit(channel, error)
-        # After "ready", create is gone; stderr is the container's, which is
-        # where runc reports a failed exec too.
-        sys.stderr.write(f"ocirun: {error}\n")
+        # After "ready", create is gone: `start` reads the reason from the
+        # fifo, and the container's stderr gets it too, as with runc.
+        message = str(error) if isinstance(error, OciError) else f"{type(error).__name__}: {error}"
+        if options.start_fifo >= 0:
+            try:
+                os.write(options.start_fifo, message.encode())
+            except OSError:
+                pass
+        sys.stderr.write(f"ocirun: {message}\n")
         sys.stderr.flush()
         os._exit(getattr(error, "exit_code", None) or 1)
 
@@ -107,7 +115,7 @@ def _setup(channel: Channel, options: InitOptions) -> None:
     rootfs.finish(fs)
 
     process.apply_early(options.process_plan)
-    process.switch_user(options.process_plan)
+    process.switch_user(options.process_plan, options.hook_state)
     options.executable = process.resolve_executable(options.process_plan)
     channel.send("ready")
     channel.close()
@@ -117,13 +125,15 @@ def _wait_for_start_and_exec(options: InitOptions) -> None:
     # Opening a fifo for writing blocks until someone opens it for reading:
     # that someone is `start`. The fd was opened O_PATH before pivot_root.
     fifo = os.open(f"/proc/self/fd/{options.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
-    os.write(fifo, b"0")
-    os.close(fifo)
     os.close(options.fifo_fd)
-
+    options.start_fifo = fifo
     state = dict(options.hook_state, status="running")
     hooks.run_hooks(options.spec, "startContainer", state)
-    exec_prepared(options.process_plan, options.executable, keep=set(),
+    # "0" says we got this far; the fifo then stays open until execve closes
+    # it, so `start` returns once the user's program really runs, and sees
+    # any error before that as text after the "0".
+    os.write(fifo, START_OK)
+    exec_prepared(options.process_plan, options.executable, keep={fifo},
                   preserve_fds=options.preserve_fds, listener_state=state)
 
 

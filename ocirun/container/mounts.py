@@ -70,6 +70,11 @@ DATA_WORDS = {
 EXTENSION_OPTIONS = {"tmpcopyup", "idmap", "ridmap"}
 
 
+def known_options() -> list[str]:
+    """Every option word we accept, for `ocirun features` (mountOptions)."""
+    return sorted({*FLAG_OPTIONS, *PROPAGATION_OPTIONS, *RECURSIVE_OPTIONS, *EXTENSION_OPTIONS})
+
+
 @dataclass
 class MountOptions:
     flags: int = 0

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError, ExecutableNotFound, OciError, PermissionDeniedExec
 from ..sys import caps as syscaps
+from ..sys import mount as sysmount
 from ..sys import proc as sysproc
 from . import capabilities as capability_sets
 from . import safepath
@@ -367,14 +368,12 @@ def apply_early(plan: ProcessPlan, sys: Syscalls = SYSTEM) -> None:
 
 
 def _open_cwd(cwd: str) -> int:
-    """Open (creating it if missing) cwd inside the root, refusing /proc magic links,
-    so a cwd like /proc/self/fd/N cannot lead to a runtime fd (CVE-2024-21626)."""
+    """Open (creating what is missing) cwd inside the root, refusing /proc magic links,
+    so a cwd like /proc/self/fd/N can neither reach a runtime fd nor have its target's
+    name recreated in the rootfs (CVE-2024-21626)."""
     root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        try:
-            return safepath.open_in_root(root, cwd, os.O_PATH | os.O_DIRECTORY)
-        except FileNotFoundError:
-            return safepath.mkdir_all(root, cwd)
+        return _open_or_create_dirs(root, cwd)
     except OSError as e:
         reason = os.strerror(e.errno) if e.errno else str(e)
         if e.errno == errno.ELOOP:
@@ -382,6 +381,34 @@ def _open_cwd(cwd: str) -> int:
         raise ConfigError("process.cwd", f"{cwd!r} cannot be opened or created inside the container: {reason}") from None
     finally:
         os.close(root)
+
+
+def _open_or_create_dirs(root: int, path: str) -> int:
+    """Each prefix resolved by the kernel inside the root without magic links, a
+    missing last piece created in the directory already open."""
+    flags = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+    resolve = sysmount.RESOLVE_IN_ROOT | sysmount.RESOLVE_NO_MAGICLINKS
+    try:
+        here = sysmount.openat2(root, ".", flags, 0, resolve)
+    except OSError as e:
+        if e.errno != errno.ENOSYS:
+            raise
+        return safepath.mkdir_all(root, path)  # kernels before 5.6: the userspace walk
+    try:
+        done: list[str] = []
+        for name in safepath.components(path):
+            done.append(name)
+            try:
+                below = sysmount.openat2(root, "/".join(done), flags, 0, resolve)
+            except FileNotFoundError:
+                os.mkdir(name, 0o755, dir_fd=here)
+                below = os.open(name, flags | os.O_NOFOLLOW, dir_fd=here)
+            os.close(here)
+            here = below
+        return here
+    except BaseException:
+        os.close(here)
+        raise
 
 
 # ---------------------------------------------------------------- switch_user
@@ -404,12 +431,17 @@ def switch_user(plan: ProcessPlan, listener_state: dict | None = None, sys: Sysc
 
     Without noNewPrivileges, loading a seccomp filter needs CAP_SYS_ADMIN, so
     (as runc does) the filter goes in here, before capabilities are dropped,
-    and listener_state is needed then if the filter notifies."""
+    and the agent should get listener_state (the container state) here already
+    if the filter notifies; otherwise it gets it in load_seccomp."""
     if plan.seccomp_filter is not None and not plan.no_new_privileges:
-        load_seccomp(plan, listener_state, sys=sys)
+        _load_filter(plan)
+        # Sent right away when we can: until the agent has the fd, a notified
+        # syscall of the init itself would wait forever.
+        if listener_state is not None:
+            _send_to_listener(plan, listener_state)
 
-    # cwd first, while we still may: the container user may lack search rights
-    # on a directory the runtime can enter. Retry as that user otherwise.
+    # cwd first, still as root, so a directory only root may search works as
+    # with runc; where root is refused (root-squashed NFS), retry as the user.
     chdir_done = False
     if plan.cwd_fd >= 0:
         try:
@@ -538,19 +570,31 @@ def close_fds(keep: set[int]) -> None:
     os.closerange(low, upper)
 
 
-def load_seccomp(plan: ProcessPlan, listener_state: dict | None = None, sys: Syscalls = SYSTEM) -> None:
-    """Load the filter (once) and hand its notify fd to the agent. No syscall of the
-    runtime after this but execve, when noNewPrivileges lets us wait until now."""
-    if plan.seccomp_filter is None or plan.seccomp_loaded:
+def _load_filter(plan: ProcessPlan) -> None:
+    if plan.seccomp_loaded:
         return
     try:
         plan.seccomp_filter.load()
     except OSError as e:
         raise OciError(f"config.json: linux.seccomp: cannot load the filter: {e.strerror}") from None
     plan.seccomp_loaded = True
-    if plan.seccomp_listener is not None:
-        notify_fd = plan.seccomp_filter.notify_fd()
-        message = seccomp_config.listener_message(listener_state or {}, plan.seccomp.listener_metadata)
-        _fds_needed_until_exec.discard(plan.seccomp_listener.fileno())
-        seccomp_config.send_listener_fd(plan.seccomp_listener, notify_fd, message)
-        plan.seccomp_listener = None
+
+
+def _send_to_listener(plan: ProcessPlan, listener_state: dict | None) -> None:
+    if plan.seccomp_listener is None:
+        return
+    notify_fd = plan.seccomp_filter.notify_fd()
+    message = seccomp_config.listener_message(listener_state or {}, plan.seccomp.listener_metadata)
+    _fds_needed_until_exec.discard(plan.seccomp_listener.fileno())
+    listener, plan.seccomp_listener = plan.seccomp_listener, None
+    seccomp_config.send_listener_fd(listener, notify_fd, message)
+
+
+def load_seccomp(plan: ProcessPlan, listener_state: dict | None = None) -> None:
+    """Load the filter (unless switch_user already had to) and hand its notify fd to
+    the agent. When noNewPrivileges lets us wait until now, execve is the only
+    syscall of the runtime the filter sees."""
+    if plan.seccomp_filter is None:
+        return
+    _load_filter(plan)
+    _send_to_listener(plan, listener_state)

@@ -10,6 +10,7 @@ descriptor, so neither a hostile symlink in the image nor one swapped in
 while we work can put a mount, a directory or a device node on the host.
 """
 
+import errno
 import os
 import shutil
 import stat
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError, OciError
 from ..sys import mount as m
+from ..sys import ns
 from ..sys.mount import fd_path, why
 from . import devices, mounts, safepath, sysctl
 
@@ -49,7 +51,8 @@ class Rootfs:
     sys: object
     userns: bool
     root_fd: int | None = None
-    readonly_dev: bool = False
+    # The flags of a /dev mount that asked for "ro": populated first, then remounted.
+    readonly_dev: int = 0
 
 
 def _linux(spec: dict) -> dict:
@@ -57,8 +60,8 @@ def _linux(spec: dict) -> dict:
 
 
 def _has_namespace(spec: dict, kind: str) -> bool:
-    return any(isinstance(ns, dict) and ns.get("type") == kind
-               for ns in _linux(spec).get("namespaces") or [])
+    return any(isinstance(entry, dict) and entry.get("type") == kind
+               for entry in _linux(spec).get("namespaces") or [])
 
 
 def root_path(spec: dict, bundle: str) -> str:
@@ -71,10 +74,11 @@ def root_path(spec: dict, bundle: str) -> str:
     return full
 
 
-def validate(spec: dict, bundle: str) -> None:
+def validate(spec: dict, bundle: str, check_host_namespaces: bool = True) -> None:
     """Everything prepare() would refuse, checked without touching anything.
 
-    Call before forking the init so bad input leaves nothing behind."""
+    Call before forking the init so bad input leaves nothing behind; only
+    there can joined namespaces be compared with the host's (for sysctl)."""
     root_path(spec, bundle)
     propagation = _linux(spec).get("rootfsPropagation")
     if propagation and propagation not in PROPAGATION:
@@ -84,13 +88,13 @@ def validate(spec: dict, bundle: str) -> None:
     for i, (mount, options) in enumerate(zip(spec.get("mounts") or [], parsed)):
         _check_proc_destination(i, _normalize(mount["destination"]), mount, options)
     devices.validate(spec)
-    sysctl.validate(spec, check_host_namespaces=False)
+    sysctl.validate(spec, check_host_namespaces)
 
 
 def prepare(spec: dict, bundle: str, sys=None) -> Rootfs:
     """Mount everything the config asks for into the rootfs (still seen at its host path)."""
     sys = sys or m.Syscalls()
-    validate(spec, bundle)
+    validate(spec, bundle, check_host_namespaces=False)
     r = Rootfs(path=root_path(spec, bundle), spec=spec, sys=sys,
                userns=_has_namespace(spec, "user"))
     propagation = _linux(spec).get("rootfsPropagation")
@@ -125,7 +129,7 @@ def _populate(r: Rootfs, bundle: str) -> None:
             if not options.is_bind and options.flags & m.MS_RDONLY:
                 # Devices go in first; finish() makes it read-only.
                 options.flags &= ~m.MS_RDONLY
-                r.readonly_dev = True
+                r.readonly_dev = options.flags | m.MS_RDONLY
         _mount_entry(r, i, mount, options, bundle)
     if not bind_dev:
         _setup_dev(r)
@@ -242,9 +246,23 @@ def _mount_entry(r: Rootfs, i: int, mount: dict, options: mounts.MountOptions,
             pass
     fd = _open_destination(r, i, destination, directory)
     try:
+        # A symlink in the image may lead a harmless-looking destination to
+        # /proc (the CVE-2019-16884 class): judge where it really landed.
+        resolved = _path_in_root(r, fd)
+        if resolved != destination:
+            _check_proc_destination(i, resolved, mount, options)
         _mount_on(r, i, fd, destination, source, fstype, options)
     finally:
         os.close(fd)
+
+
+def _path_in_root(r: Rootfs, fd: int) -> str:
+    path = os.readlink(fd_path(fd))
+    if path == r.path:
+        return "/"
+    if not path.startswith(r.path + "/"):
+        raise OciError(f"{path} is outside the rootfs; refusing to mount on it")
+    return path[len(r.path):]
 
 
 def _mount_on(r: Rootfs, i: int, fd: int, destination: str, source: str, fstype: str,
@@ -253,8 +271,8 @@ def _mount_on(r: Rootfs, i: int, fd: int, destination: str, source: str, fstype:
     where = f"mounts[{i}]"
     try:
         if options.extensions & {"idmap", "ridmap"}:
-            raise ConfigError(f"{where}.options", "idmap mounts are not supported by ocirun yet")
-        if options.is_bind:
+            _idmapped_bind(r, i, fd, source, options)
+        elif options.is_bind:
             r.sys.mount(source, fd_path(fd), None, flags & (m.MS_BIND | m.MS_REC))
         else:
             try:
@@ -288,9 +306,85 @@ def _mount_on(r: Rootfs, i: int, fd: int, destination: str, source: str, fstype:
         finally:
             os.close(top)
     except OSError as e:
-        hint = "; check mounts[%d].options" % i if e.errno == 22 else ""
+        hint = {errno.EINVAL: f"; check mounts[{i}].options",
+                errno.ENODEV: f"; check mounts[{i}].type"}.get(e.errno, "")
         raise ConfigError(where, f"cannot mount {fstype or source} on {destination}: "
                           f"{why(e)}{hint}") from None
+
+
+def _idmapped_bind(r: Rootfs, i: int, fd: int, source: str,
+                   options: mounts.MountOptions) -> None:
+    """A bind whose file owners are shifted by the mount's own id mappings."""
+    mount = r.spec["mounts"][i]
+    linux = _linux(r.spec)
+    uid_map = mount.get("uidMappings") or linux.get("uidMappings")
+    gid_map = mount.get("gidMappings") or linux.get("gidMappings")
+    if not uid_map or not gid_map:
+        raise ConfigError(f"mounts[{i}].uidMappings", "an idmap mount needs uidMappings and "
+                          "gidMappings, on the mount or in linux")
+    userns = _userns_with(uid_map, gid_map, f"mounts[{i}]")
+    try:
+        tree = r.sys.open_tree(-100, source, m.OPEN_TREE_CLONE | m.OPEN_TREE_CLOEXEC
+                               | (m.AT_RECURSIVE if options.flags & m.MS_REC else 0))
+        try:
+            recursive = m.AT_RECURSIVE if "ridmap" in options.extensions else 0
+            try:
+                r.sys.mount_setattr(tree, "", m.AT_EMPTY_PATH | recursive,
+                                    attr_set=m.MOUNT_ATTR_IDMAP, userns_fd=userns)
+            except OSError as e:
+                raise ConfigError(f"mounts[{i}].options", f"the filesystem of {source} cannot "
+                                  f"be idmapped: {why(e)}") from None
+            r.sys.move_mount(tree, "", fd, "", m.MOVE_MOUNT_F_EMPTY_PATH
+                             | m.MOVE_MOUNT_T_EMPTY_PATH)
+        finally:
+            os.close(tree)
+    finally:
+        os.close(userns)
+
+
+def _userns_with(uid_map: list, gid_map: list, where: str) -> int:
+    """An fd of a new user namespace with these mappings, kept alive by nothing but the fd."""
+    def lines(entries, field_name):
+        try:
+            return "".join(f"{int(e['containerID'])} {int(e['hostID'])} {int(e['size'])}\n"
+                           for e in entries)
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"{where}.{field_name}", "each entry needs containerID, hostID "
+                              "and size") from None
+
+    uid_text, gid_text = lines(uid_map, "uidMappings"), lines(gid_map, "gidMappings")
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(ready_r)
+            os.close(done_w)
+            ns.unshare(ns.CLONE_NEWUSER)
+            # Our pid as the mounted /proc numbers it: in a new pid namespace
+            # fork's return value names some other process there.
+            os.write(ready_w, os.readlink("/proc/self").encode())
+            os.read(done_r, 1)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(done_r)
+    try:
+        proc_pid = os.read(ready_r, 32).decode()
+        if not proc_pid.isdigit():
+            raise OciError("cannot create a user namespace for an idmap mount")
+        for name, text in (("uid_map", uid_text), ("gid_map", gid_text)):
+            try:
+                with open(f"/proc/{proc_pid}/{name}", "w") as f:
+                    f.write(text)
+            except OSError as e:
+                raise ConfigError(f"{where}.{name[:3]}Mappings",
+                                  f"the kernel refused the mapping: {why(e)}") from None
+        return os.open(f"/proc/{proc_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(ready_r)
+        os.close(done_w)
+        os.waitpid(pid, 0)
 
 
 def _copy_up(lower: int, top: int) -> None:
@@ -473,9 +567,25 @@ def enter(r: Rootfs, no_pivot: bool = False) -> None:
         r.root_fd = None
 
 
+def _require_procfs(what: str) -> None:
+    """After pivot_root, /proc/self/fd/N means what it says only if /proc is procfs
+    and not a directory of the image (which could hold a planted self/fd/N)."""
+    try:
+        fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        fd = None
+    try:
+        if fd is None or m.fstatfs_type(fd) != m.PROC_SUPER_MAGIC:
+            raise OciError(f"{what} needs procfs on /proc: add a proc mount to mounts")
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def bind_console(pty_slave_path: str, sys=None) -> None:
     """/dev/console inside the (entered) root, with the pty slave bound onto it."""
     sys = sys or m.Syscalls()
+    _require_procfs("a console (process.terminal)")
     root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         parent, name = safepath.split_parent(root, "/dev/console")
@@ -502,8 +612,10 @@ def bind_console(pty_slave_path: str, sys=None) -> None:
 
 def finish(r: Rootfs) -> None:
     """sysctl, maskedPaths, readonlyPaths, read-only /dev and root: the last touches."""
-    sysctl.apply(r.spec)
     linux = _linux(r.spec)
+    if linux.get("sysctl"):
+        _require_procfs("linux.sysctl")
+    sysctl.apply(r.spec)
     root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for i, path in enumerate(linux.get("readonlyPaths") or []):
@@ -512,7 +624,10 @@ def finish(r: Rootfs) -> None:
         if masked:
             _mask_paths(r, root, masked)
         if r.readonly_dev:
-            _readonly_path(r, root, "/dev", "mounts")
+            try:
+                _remount_bind(r.sys, "/dev", r.readonly_dev)
+            except OSError as e:
+                raise OciError(f"cannot make /dev read-only: {why(e)}") from None
         if (r.spec.get("root") or {}).get("readonly"):
             try:
                 _remount_bind(r.sys, "/", m.MS_RDONLY)
@@ -535,6 +650,7 @@ def _readonly_path(r: Rootfs, root: int, path: str, field_name: str) -> None:
     if fd is None:
         return
     try:
+        _require_procfs(field_name)
         r.sys.mount(fd_path(fd), fd_path(fd), None, m.MS_BIND | m.MS_REC)
         top = safepath.open_in_root(root, path)
         try:
@@ -558,6 +674,7 @@ def _mask_paths(r: Rootfs, root: int, paths: list[str]) -> None:
             if fd is None:
                 continue
             try:
+                _require_procfs(f"linux.maskedPaths[{i}]")
                 if stat.S_ISDIR(os.fstat(fd).st_mode):
                     r.sys.mount("tmpfs", fd_path(fd), "tmpfs", m.MS_RDONLY, None)
                 else:

@@ -30,11 +30,12 @@ class Summary:
 def build_bundle(source, destination: str, want: dict, explicit_variant: bool = False,
                  command: list[str] | None = None, tty: bool = False, force: bool = False,
                  uid_map=None, gid_map=None, max_layer_bytes: int = DEFAULT_MAX_LAYER_BYTES,
-                 progress=None, warn=None) -> Summary:
+                 progress_for=None, warn=None) -> Summary:
     """Write the bundle for `source` (a sources.* object) at `destination`.
 
-    `progress(index, done, total, cached=False)` is called as layers arrive;
-    `progress(index, None, None, applied=True)` when a layer has been applied.
+    `progress_for(layers)`, once the layer descriptors are known, returns a
+    callback: `progress(index, done, total, cached=False)` as layers arrive,
+    `progress(index, None, None, applied=True)` when one has been applied.
     """
     from .sources import platform_text
     started = time.monotonic()
@@ -45,6 +46,7 @@ def build_bundle(source, destination: str, want: dict, explicit_variant: bool = 
     if not os.path.isdir(parent):
         raise OciError(f"{parent} does not exist; create it first")
     resolved = source.resolve(want, explicit_variant)
+    progress = progress_for(resolved.layers) if progress_for else None
     try:
         work = tempfile.mkdtemp(prefix=f".{os.path.basename(destination)}.", dir=parent)
     except OSError as e:

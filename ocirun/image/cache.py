@@ -87,12 +87,10 @@ class Download:
             self.written = written
             self.cond.notify_all()
 
-    def finish(self, error: BaseException | None = None, path: str | None = None):
+    def finish(self, error: BaseException | None = None):
         with self.cond:
             self.done = True
             self.error = error
-            if path:
-                self.path = path
             self.cond.notify_all()
 
     def reader(self):
@@ -102,7 +100,8 @@ class Download:
 class _FollowingReader:
     def __init__(self, download: Download):
         self.download = download
-        self.file = None
+        # Opened now: the temporary name disappears when the finished blob is renamed.
+        self.file = open(download.path, "rb")
         self.pos = 0
 
     def read(self, n: int = -1) -> bytes:
@@ -116,8 +115,6 @@ class _FollowingReader:
                     break
                 d.cond.wait()
             available = d.written - self.pos
-        if self.file is None:
-            self.file = open(d.path, "rb")
         if available <= 0:
             self.file.close()
             return b""

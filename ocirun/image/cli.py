@@ -6,6 +6,7 @@
 """
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -52,7 +53,7 @@ class Progress:
                 s.update(done=total, status="cached")
                 if not self.tty:
                     self.stream.write(f"layer {index + 1}/{len(self.layers)} {short}: "
-                                      f"{_format_size(total)} already present\n")
+                                      f"{_format_size(total)}, no download needed\n")
             else:
                 first = s["status"] == "waiting"
                 s.update(done=done, status="downloading")
@@ -80,6 +81,10 @@ class Progress:
         for line in lines:
             self.stream.write(f"\x1b[2K{line}\n")
         self.drawn = len(lines)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _fail(message: str):
@@ -127,6 +132,8 @@ def pull(image, destination, command, platform, cache_dir, username, password_st
     oci:DIR[:TAG], oci-archive:FILE or docker-archive:FILE. Words after `--`
     replace the image's Cmd.
     """
+    # A SIGTERM (systemd, timeout, CI) must unwind like ^C so the temporary bundle is removed.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         summary = _pull(image, destination, list(command), platform, cache_dir, username,
                         password_stdin, plain_http, list(mirror), tty, force, quiet, uid_map, gid_map,
@@ -178,32 +185,18 @@ def _pull(image, destination, command, platform, cache_dir, username, password_s
     want = parse_platform(platform)
     explicit_variant = bool(platform) and platform.count("/") == 2
     source = make_source(image, cache_dir, username, password, plain_http, mirrors, jobs)
-    stream = sys.stderr
-    progress_holder = {}
 
-    def progress(index, *args, **kwargs):
-        progress_holder["p"](index, *args, **kwargs)
-
-    class _Source:
-        """Hooks the progress display in once the layer list is known."""
-        where = getattr(source, "where", image)
-
-        def resolve(self, *a):
-            resolved = source.resolve(*a)
-            progress_holder["p"] = Progress(resolved.layers, stream, stream.isatty(), quiet)
-            return resolved
-
-        def layer_readers(self, layers, cb):
-            return source.layer_readers(layers, cb)
+    def progress_for(layers):
+        return Progress(layers, sys.stderr, sys.stderr.isatty(), quiet)
 
     def warn(message):
         if not quiet:
             click.echo(f"warning: {message}", err=True)
 
-    return build_bundle(_Source(), destination, want, explicit_variant, command or None, tty, force,
+    return build_bundle(source, destination, want, explicit_variant, command or None, tty, force,
                         parse_id_map(uid_map) if uid_map else None,
                         parse_id_map(gid_map) if gid_map else None,
-                        max_layer_size or DEFAULT_MAX_LAYER_BYTES, progress, warn)
+                        max_layer_size or DEFAULT_MAX_LAYER_BYTES, progress_for, warn)
 
 
 @cli.group("cache")

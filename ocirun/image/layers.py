@@ -144,6 +144,7 @@ class LayerApplier:
         self.layer = layer
         self.layer_paths: set[str] = set()
         self.layer_ancestors: set[str] = set()
+        self.layer_written = 0
         self.dir_times: list[tuple[list[str], int]] = []
         self.root_fd = os.open(self.rootfs, _DIR_FLAGS)
         member = None
@@ -259,6 +260,11 @@ class LayerApplier:
         if existing is not None:
             _remove(parent, base)
         if member.isreg():
+            # Sparse entries expand beyond what the compressed stream shows; count what we write.
+            self.layer_written += member.size
+            if self.layer_written > self.max_layer_bytes:
+                raise OciError(f"layer {self.layer} unpacks to more than {self.max_layer_bytes} bytes; "
+                               "refusing it as a decompression bomb (raise --max-layer-size if it is genuine)")
             fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o600, dir_fd=parent)
             try:
@@ -336,7 +342,7 @@ class LayerApplier:
             try:
                 os.setxattr(target, name, raw)
             except OSError as e:
-                if e.errno in (errno.EPERM, errno.ENOTSUP, errno.EACCES):
+                if e.errno in (errno.EPERM, errno.ENOTSUP, errno.EACCES, errno.EINVAL):
                     self.warn(f"layer {self.layer}: could not set xattr {name} on {member.name}: {e.strerror}")
                 else:
                     raise

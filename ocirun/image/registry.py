@@ -112,6 +112,8 @@ class RegistryClient:
         scheme = "http" if plain_http else "https"
         self.bases = [m.rstrip("/") if "://" in m else f"https://{m.rstrip('/')}" for m in (mirrors or [])]
         self.bases.append(f"{scheme}://{api_host(registry)}")
+        # Like docker, a registry on this machine may speak plain HTTP without being told.
+        self.loopback_fallback = registry.rsplit(":", 1)[0] in ("localhost", "127.0.0.1", "[::1]")
         self.retries = retries
         self.backoff = backoff
         self.timeout = timeout
@@ -208,6 +210,13 @@ class RegistryClient:
         while True:
             try:
                 response = self._get_following(url, base, scope, headers, stream)
+            except requests.exceptions.SSLError:
+                if self.loopback_fallback and base.startswith("https://") and not is_mirror:
+                    base = "http://" + base[len("https://"):]
+                    self.bases[-1] = base
+                    url = f"{base}/v2/{path}"
+                    continue
+                raise OciError(f"TLS with {base} failed; if it serves plain HTTP pass --plain-http") from None
             except requests.RequestException as e:
                 if attempt < self.retries:
                     self._sleep(attempt)
@@ -275,13 +284,11 @@ class RegistryClient:
         try:
             response = self.request(f"{repository}/manifests/{ref}", scope,
                                     {"Accept": ", ".join(MANIFEST_TYPES + list(SCHEMA1_TYPES))},
-                                    what=f"manifest {repository}:{ref}")
+                                    stream=True, what=f"manifest {repository}:{ref}")
         except NotFound:
             raise OciError(f"{self.registry}/{repository}:{ref} not found: check the image name "
                            "and tag (and that you are logged in if it is private)") from None
-        data = response.content
-        if len(data) > MAX_MANIFEST:
-            raise OciError(f"manifest of {repository}:{ref} is larger than {MAX_MANIFEST} bytes; refusing it")
+        data = self.read_limited(response, MAX_MANIFEST, f"manifest of {repository}:{ref}")
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         pinned = ref.startswith(("sha256:", "sha512:"))
         algorithm = ref.split(":")[0] if pinned else "sha256"
@@ -289,6 +296,22 @@ class RegistryClient:
         if pinned and actual != ref:
             raise OciError(f"manifest {repository}@{ref} has digest {actual}; the registry served wrong data")
         return data, media_type, actual
+
+    def read_limited(self, response, limit: int, what: str) -> bytes:
+        """The body of a small document, refusing more than `limit` bytes."""
+        import requests
+        chunks, total = [], 0
+        try:
+            for chunk in response.iter_content(_CHUNK):
+                total += len(chunk)
+                if total > limit:
+                    raise OciError(f"{what} is larger than {limit} bytes; refusing it")
+                chunks.append(chunk)
+        except requests.RequestException as e:
+            raise OciError(f"{self.registry}: reading {what} failed ({_reason(e)}); try again") from None
+        finally:
+            response.close()
+        return b"".join(chunks)
 
     def blob_url_fetch(self, repository: str, descriptor: dict, offset: int = 0):
         """A streaming response for a blob, from byte `offset`.

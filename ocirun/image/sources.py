@@ -139,8 +139,8 @@ class RegistrySource:
         if self.cache.has(digest, size):
             return parse_json(self.cache.read_verified(digest, size, what), what)
         response = self.client.request(f"{self.ref.repository}/blobs/{digest}",
-                                       f"repository:{self.ref.repository}:pull", what=what)
-        data = response.content
+                                       f"repository:{self.ref.repository}:pull", stream=True, what=what)
+        data = self.client.read_limited(response, size, what)
         reader = VerifyingReader(_BytesReader(data), digest, size, what)
         reader.drain()
         self.cache.store_bytes(data, digest)
@@ -185,7 +185,7 @@ class RegistrySource:
             with open(temp, "rb") as f:
                 VerifyingReader(f, digest, size, f"layer {digest}").drain()
             self.cache.commit(temp, digest)
-            download.finish(path=self.cache.path(digest))
+            download.finish()
         except BaseException as e:
             _unlink(temp)
             if isinstance(e, OSError) and not isinstance(e, OciError):

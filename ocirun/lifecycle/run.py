@@ -35,8 +35,8 @@ def run(store: Store, container_id: str, bundle: str, *, detach: bool = False, *
         _start_or_delete(store, container_id)
         exit_code = wait_for(state.pid)
     finally:
-        for sig in forwarded:
-            signal.signal(sig, signal.SIG_DFL)
+        for sig, previous in forwarded.items():
+            signal.signal(sig, previous)
     delete(store, container_id, force=True)
     return exit_code
 
@@ -54,20 +54,20 @@ def _start_or_delete(store: Store, container_id: str) -> None:
         raise
 
 
-def forward_signals(pid: int, skip: set) -> list:
+def forward_signals(pid: int, skip: set) -> dict:
+    """Pass the signals we receive on to pid; returns the handlers they replaced."""
     def forward(sig, _frame):
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
             pass
 
-    forwarded = []
-    for sig in signal.valid_signals():
-        if sig in skip or sig in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
-            continue
+    forwarded = {}
+    # SIGPIPE and SIGCHLD concern our own pipes and children, not the container's.
+    for sig in signal.valid_signals() - skip - {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD,
+                                                 signal.SIGPIPE}:
         try:
-            signal.signal(sig, forward)
-            forwarded.append(sig)
+            forwarded[sig] = signal.signal(sig, forward)
         except (OSError, ValueError):
             continue
     return forwarded

@@ -120,7 +120,7 @@ class Sandbox:
         return proc
 
     def cleanup(self):
-        from ocirun.cgroups.commands import signal_all
+        from ocirun.cgroups import signal_all
         for m in self.managers:
             signal_all(m, 9)
         for proc in self.procs:
@@ -128,6 +128,12 @@ class Sandbox:
             proc.wait()
         for m in self.managers:
             m.destroy()
+        # The shared parent may have been made by a concurrent run of these tests.
+        for mount, _ in (self.managers[0].paths.values() if self.managers else ()):
+            try:
+                os.rmdir(os.path.join(mount, "ocirun-test-cgroups"))
+            except OSError:
+                pass
 
 
 @pytest.fixture

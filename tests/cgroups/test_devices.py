@@ -112,19 +112,10 @@ UNIFIED = "/sys/fs/cgroup/unified"
 def cgroup2_dir():
     if os.geteuid() != 0 or not os.path.isfile(os.path.join(UNIFIED, "cgroup.procs")):
         pytest.skip(f"needs root and a cgroup2 tree at {UNIFIED}")
-    parent = os.path.join(UNIFIED, "ocirun-test-cgroups")
-    made_parent = not os.path.isdir(parent)
-    if made_parent:
-        os.mkdir(parent)
-    path = os.path.join(parent, uuid.uuid4().hex[:12])
+    path = os.path.join(UNIFIED, f"ocirun-test-cgroups-{uuid.uuid4().hex[:12]}")
     os.mkdir(path)
     yield path
     os.rmdir(path)
-    if made_parent:
-        try:
-            os.rmdir(parent)
-        except OSError:
-            pass
 
 
 def _open_in_cgroup(cgroup: str, device: str) -> int:
@@ -150,6 +141,7 @@ def _open_in_cgroup(cgroup: str, device: str) -> int:
     return result[0]
 
 
+@pytest.mark.root
 def test_bpf_program_loads_and_filters(cgroup2_dir):
     from ocirun.cgroups.fs import CgroupFS
     from ocirun.sys import bpf

@@ -54,7 +54,7 @@ def test_v1_paths_per_controller(v1_tree):
     assert m.paths["memory"][1] == os.path.join(v1_tree, "memory/outer/inner/rel/abc")
     assert m.paths["cpu"][1] == m.paths["cpuacct"][1] == os.path.join(v1_tree, "cpu,cpuacct/rel/abc")
     assert m.paths[""][1] == os.path.join(v1_tree, "unified/rel/abc")
-    assert "systemd" not in m.paths
+    assert m.paths["name=systemd"][1] == os.path.join(v1_tree, "systemd/rel/abc")
     m = new_manager("abc", "/abs/abc", root=v1_tree, fs=FakeV1())
     assert m.paths["memory"][1] == os.path.join(v1_tree, "memory/abs/abc")
 

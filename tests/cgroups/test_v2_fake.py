@@ -21,7 +21,7 @@ def test_create_delegates_controllers_level_by_level(fake_v2):
     manager = new_manager("c1", "/pod/c1", root=fake_v2.root, fs=fake_v2)
     manager.create()
     enabled = [(p, v) for p, v in fake_v2.writes if p.endswith("subtree_control")]
-    wanted = ["+" + c for c in "cpuset cpu io memory hugetlb pids rdma".split()]
+    wanted = ["+cpuset", "+cpu", "+io", "+memory", "+hugetlb", "+pids", "+rdma"]
     assert enabled == [("cgroup.subtree_control", v) for v in wanted] + \
                       [("pod/cgroup.subtree_control", v) for v in wanted]
     assert manager.created == [os.path.join(fake_v2.root, "pod"), os.path.join(fake_v2.root, "pod/c1")]

@@ -50,13 +50,38 @@ def _unmount_under(prefix):
 
 
 def _remove_cgroups(name):
+    """Remove the cgroup tree NAME in every hierarchy, killing what still runs
+    in it: everything there was started by these tests (a runtime that hung
+    can leave a container behind)."""
     for ctrl in CGROUP_ROOT.iterdir():
         top = ctrl / name
-        if top.is_dir():
-            for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts),
-                            reverse=True):
-                d.rmdir()
-            top.rmdir()
+        if not top.is_dir():
+            continue
+        dirs = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts),
+                      reverse=True) + [top]
+        for d in dirs:
+            if (d / "freezer.state").exists():
+                (d / "freezer.state").write_text("THAWED")
+        for d in dirs:
+            for _ in range(100):
+                pids = (d / "cgroup.procs").read_text().split()
+                if not pids:
+                    break
+                for pid in pids:
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.05)
+            d.rmdir()
+
+
+def _kill_processes_with_arg(arg):
+    for pid in _pids_with_arg(arg):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _iptables_chains(prefix):
@@ -186,7 +211,7 @@ runroot = "{self.base}/runroot"
 """)
         (self.base / "registries.conf").write_text('unqualified-search-registries = []\n')
 
-    def __call__(self, *args, runtime=None, check=False, timeout=60, **kwargs):
+    def __call__(self, *args, runtime=None, check=False, timeout=30, **kwargs):
         args = list(args)
         if args and args[0] in ("run", "create"):
             args.insert(1, f"--cgroup-parent=/{CGROUP_PARENT}")
@@ -205,7 +230,10 @@ runroot = "{self.base}/runroot"
         return self.out("inspect", "--format", fmt, name)
 
     def remove_all(self):
-        self("rm", "--all", "--force", "--time", "0", timeout=120)
+        try:
+            self("rm", "--all", "--force", "--time", "0", timeout=60)
+        except subprocess.TimeoutExpired:
+            pass  # a hung runtime; the session's teardown kills what is left
 
 
 @pytest.fixture(scope="session")
@@ -219,8 +247,8 @@ def podman_session(engines_session, image_archives):
     yield engine
     engine.remove_all()
     engine("rmi", "--all", "--force")
-    for pid in _pids_with_arg(str(engine.base)):
-        os.kill(pid, signal.SIGKILL)
+    # conmon and runtime processes carry our paths in their arguments.
+    _kill_processes_with_arg(str(engine.base))
 
 
 @pytest.fixture
@@ -273,7 +301,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         runtime = runtime or self.runtime
         return ["--runc-binary", RUNTIMES[runtime], "--runc-root", str(self.base / f"{runtime}-root")]
 
-    def __call__(self, *args, check=False, timeout=60, **kwargs):
+    def __call__(self, *args, check=False, timeout=30, **kwargs):
         cmd = ["ctr", *args]
         result = subprocess.run(cmd, env=self.env, capture_output=True, text=True,
                                 timeout=timeout, **kwargs)
@@ -294,8 +322,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
     def remove_all(self):
         for cid in self.containers():
-            self("tasks", "delete", "--force", cid)
-            self("containers", "delete", cid)
+            try:
+                self("tasks", "delete", "--force", cid, timeout=20)
+                self("containers", "delete", cid, timeout=20)
+            except subprocess.TimeoutExpired:
+                pass  # a hung runtime; stop() kills what is left
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -305,12 +336,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        # Shims outlive containerd by design; ours are the ones given our socket.
-        for pid in _pids_with_arg(self.socket):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # Shims outlive containerd by design; ours, and the runtime processes
+        # they started, carry our paths in their arguments.
+        _kill_processes_with_arg(str(self.base))
         self.log.close()
 
 

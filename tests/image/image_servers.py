@@ -115,7 +115,7 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
 
     faults maps a blob digest (or "manifest") to a list of actions used up one
     per request: "500", "429", "cut" (send half the body, then drop the
-    connection), "corrupt" (flip a byte), "redirect" (307 to the CDN).
+    connection), "corrupt" (flip a byte), "redirect" (307 to the CDN), "stall" (wait 3 s first).
     """
 
     protocol_version = "HTTP/1.1"
@@ -141,6 +141,8 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
             return
+        if action == "stall":
+            time.sleep(3)
         if action == "redirect":
             self.send_response(307)
             self.send_header("Location", f"{server.cdn}/cdn/{key}?signature=xyz")

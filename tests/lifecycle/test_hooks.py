@@ -13,8 +13,8 @@ PHASES = ["prestart", "createRuntime", "createContainer", "startContainer", "pos
 
 def recording_hook(log_dir, phase):
     """A hook that appends its phase, mount namespace and stdin to log_dir/<n>-<phase>."""
-    # startContainer runs inside the container, where log_dir is bind-mounted at /hooklog.
-    target = "/hooklog" if phase == "startContainer" else str(log_dir)
+    # startContainer runs inside the container, where log_dir is bind-mounted at /mnt.
+    target = "/mnt" if phase == "startContainer" else str(log_dir)
     script = (f'n=$(ls {target} | wc -l); '
               f'{{ readlink /proc/self/ns/mnt; cat; }} > {target}/$n-{phase}')
     return {"path": "/bin/sh", "args": ["sh", "-c", script]}
@@ -24,7 +24,7 @@ def bundle_with_hooks(make_bundle, log_dir, hooks, args=("true",)):
     bundle = make_bundle(args=list(args))
     config = json.loads((bundle / "config.json").read_text())
     config["hooks"] = hooks
-    config["mounts"].append({"destination": "/hooklog", "type": "bind", "source": str(log_dir),
+    config["mounts"].append({"destination": "/mnt", "type": "bind", "source": str(log_dir),
                              "options": ["rbind", "rw"]})
     (bundle / "config.json").write_text(json.dumps(config))
     return bundle

@@ -6,7 +6,6 @@ files can import it without clashing with tests/conftest.py."""
 
 import os
 import tempfile
-import uuid
 from pathlib import Path
 
 from ocirun.container import process
@@ -46,10 +45,16 @@ class Recorder(process.Syscalls):
         self.bounding.discard(cap)
 
 
+def _recording(name):
+    def method(self, *args):
+        self._record(name, *args)
+    return method
+
+
 for _name in ("setrlimit", "ioprio_set", "sched_setattr", "personality", "umask", "setgroups",
               "setresgid", "setresuid", "set_keepcaps", "capset", "ambient_clear", "ambient_raise",
               "set_no_new_privs", "fchdir", "write_proc"):
-    setattr(Recorder, _name, (lambda name: lambda self, *a: self._record(name, *a))(_name))
+    setattr(Recorder, _name, _recording(_name))
 Recorder.getcwd = lambda self: "/"
 
 
@@ -123,6 +128,3 @@ def status_field(output: str, name: str) -> str:
             return line.split(":", 1)[1].strip()
     raise AssertionError(f"{name} not in output:\n{output}")
 
-
-def unique(prefix: str) -> str:
-    return f"process-{prefix}-{uuid.uuid4().hex[:8]}"

@@ -1,13 +1,14 @@
 """process.prepare's validation and the order of the steps, with the syscalls recorded (no root needed)."""
 
 import errno
+import os
 
 import pytest
+from process_helpers import Recorder, base_spec
 
 from ocirun.container import capabilities, process
 from ocirun.errors import ConfigError, ExecutableNotFound, PermissionDeniedExec
 from ocirun.sys import proc as sysproc
-from process_helpers import Recorder, base_spec
 
 
 def test_all_41_capabilities_are_known():
@@ -187,3 +188,13 @@ def test_executable_lookup(tmp_path):
     plan.args = ["tool"]
     with pytest.raises(ExecutableNotFound, match=r'exec: "tool": executable file not found in \$PATH'):
         process.resolve_executable(plan)
+
+
+def test_make_non_dumpable():
+    import prctl
+    pid = os.fork()
+    if pid == 0:
+        process.make_non_dumpable()
+        os._exit(0 if prctl.get_dumpable() == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -8,11 +8,11 @@ import socket
 import tempfile
 
 import pytest
+from process_helpers import base_spec, run_in_child, status_field
 
 from ocirun.container import seccomp
 from ocirun.errors import ConfigError
 from ocirun.sys import seccomp as libseccomp
-from process_helpers import base_spec, run_in_child, status_field
 
 
 def nr(name):
@@ -190,12 +190,13 @@ def test_filter_without_no_new_privileges_is_loaded_before_dropping_caps():
     assert int(status_field(out, "CapEff"), 16) == 0
 
 
-def test_listener_gets_the_notify_fd_and_the_state(tmp_path):
+@pytest.mark.parametrize("no_new_privileges", [True, False])
+def test_listener_gets_the_notify_fd_and_the_state(tmp_path, no_new_privileges):
     path = str(tmp_path / "agent.sock")
     agent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     agent.bind(path)
     agent.listen(1)
-    spec = base_spec(["true"], noNewPrivileges=True)
+    spec = base_spec(["true"], noNewPrivileges=no_new_privileges)
     spec["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": path,
                                 "listenerMetadata": "hello-agent",
                                 "syscalls": [{"names": ["mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}

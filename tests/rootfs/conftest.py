@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ocirun.container import rootfs
+from ocirun.container import rootfs, safepath
 from ocirun.specgen import default_spec
 from ocirun.sys import mount as m
 from ocirun.sys import ns
@@ -37,7 +37,8 @@ def mount_points() -> set[str]:
         return {line.split()[4] for line in f}
 
 
-def _child(spec, bundle, upper_setup, script, no_pivot, out):
+def _child(spec, bundle, script, out, upper_setup=None, no_pivot=False, console=False,
+           walk=False, racer=None):
     flags = 0
     for entry in spec["linux"].get("namespaces", []):
         if entry["type"] != "user" and "path" not in entry:
@@ -67,8 +68,20 @@ def _child(spec, bundle, upper_setup, script, no_pivot, out):
             upper_setup(upper)
         m.mount("overlay", os.path.join(bundle, "rootfs"), "overlay", 0,
                 f"lowerdir={BUSYBOX},upperdir={upper},workdir={work}/work")
-        r = rootfs.prepare(spec, bundle)
+        if walk:
+            safepath.use_openat2(False)
+        racer_pid = racer(os.path.join(bundle, "rootfs")) if racer else None
+        try:
+            r = rootfs.prepare(spec, bundle)
+        finally:
+            if racer_pid:
+                os.kill(racer_pid, 9)
+                os.waitpid(racer_pid, 0)
         rootfs.enter(r, no_pivot)
+        if console:
+            # As the runtime does: a pty from the container's own devpts.
+            _, slave = os.openpty()
+            rootfs.bind_console(os.ttyname(slave))
         rootfs.finish(r)
         os.execve("/bin/sh", ["sh", "-c", script], {"PATH": "/bin:/sbin"})
     except BaseException as e:  # noqa: BLE001 - report whatever happened to the test
@@ -78,11 +91,16 @@ def _child(spec, bundle, upper_setup, script, no_pivot, out):
 
 @pytest.fixture
 def container():
-    """Call as container(spec, script, upper_setup=None, no_pivot=False) -> Result."""
+    """container(spec, script, **options) -> Result.
+
+    options: upper_setup(upper_dir) plants files in the image; no_pivot;
+    console binds a pty on /dev/console; walk=True resolves paths with the
+    userspace walk instead of openat2; racer(rootfs) -> pid of a process
+    that tampers with the rootfs during prepare (killed after it)."""
     bundles = []
     before = mount_points()
 
-    def run(spec, script, upper_setup=None, no_pivot=False) -> Result:
+    def run(spec, script, **options) -> Result:
         bundle = tempfile.mkdtemp(prefix="ocirun-test-rootfs-")
         bundles.append(bundle)
         os.mkdir(os.path.join(bundle, "rootfs"))
@@ -92,7 +110,7 @@ def container():
         if pid == 0:
             os.close(read)
             try:
-                _child(spec, bundle, upper_setup, script, no_pivot, write)
+                _child(spec, bundle, script, write, **options)
             finally:
                 os._exit(98)
         os.close(write)

@@ -190,7 +190,8 @@ def test_user_namespace_binds_host_devices(container, spec, tmp_path):
     spec["mounts"].append({"destination": "/data", "type": "bind", "source": str(tmp_path / "src"),
                            "options": ["rbind", "ro"]})
     result = container(spec, "ls -ln /dev/null /dev/tty; echo hi > /dev/null && echo null-ok;"
-                              "touch /data/x || echo data-ro; grep ' /dev/null ' /proc/self/mountinfo")
+                              "touch /data/x || echo data-ro;"
+                              "grep ' /dev/null ' /proc/self/mountinfo")
     assert result.status == 0, result.output
     assert "null-ok" in result.output and "data-ro" in result.output
     listing = {line.split()[-1]: line.split() for line in result.output.splitlines()
@@ -198,3 +199,72 @@ def test_user_namespace_binds_host_devices(container, spec, tmp_path):
     assert listing["/dev/null"][4:6] == ["1,", "3"] and listing["/dev/tty"][4:6] == ["5,", "0"]
     # A bind mount of the host's node, not a node we made.
     assert " /dev/null " in result.output
+
+
+def test_idmapped_bind(container, spec, tmp_path):
+    source = tmp_path / "owned"
+    source.mkdir()
+    (source / "file").write_text("x")
+    spec["mounts"].append({"destination": "/idmapped", "type": "bind", "source": str(source),
+                           "options": ["bind", "idmap", "ro"],
+                           "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                           "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]})
+    result = container(spec, "ls -ln /idmapped/file; grep ' /idmapped ' /proc/self/mountinfo")
+    assert result.status == 0, result.output
+    # Owned by 0 on disk, seen as 1000 (containerID -> hostID, as for linux.uidMappings).
+    assert result.output.split()[2:4] == ["1000", "1000"], result.output
+    assert " /idmapped ro," in result.output and "idmapped" in result.output.split(" - ")[0]
+    assert os.stat(source / "file").st_uid == 0
+
+
+@pytest.mark.parametrize("propagation,shared", [("rshared", True), ("rslave", False),
+                                                (None, False)])
+def test_rootfs_propagation(container, spec, propagation, shared):
+    if propagation:
+        spec["linux"]["rootfsPropagation"] = propagation
+    result = container(spec, "grep ' / / ' /proc/self/mountinfo")
+    assert result.status == 0, result.output
+    assert ("shared:" in result.output) == shared
+
+
+def test_readonly_dev_is_populated_first(container, spec):
+    spec["mounts"][1]["options"].append("ro")
+    result = container(spec, "ls /dev/null && grep ' /dev ' /proc/self/mountinfo; "
+                              "touch /dev/x || echo dev-ro")
+    assert result.status == 0, result.output
+    assert " /dev ro," in result.output and "dev-ro" in result.output
+
+
+@pytest.mark.parametrize("mount,message", [
+    ({"destination": "/x", "type": "nosuchfs", "source": "none"},
+     "mounts[7]: cannot mount nosuchfs on /x: No such device; check mounts[7].type"),
+    ({"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["size=lots"]},
+     "mounts[7]: cannot mount tmpfs on /x: Invalid argument; check mounts[7].options"),
+])
+def test_kernel_refusals_name_the_field(container, spec, mount, message):
+    spec["mounts"].append(mount)
+    result = container(spec, "echo started")
+    assert result.status != 0 and "started" not in result.output
+    assert result.output.strip() == f"ERROR ConfigError: config.json: {message}"
+
+
+def test_console_is_the_pty(container, spec):
+    result = container(spec, "ls -ln /dev/console; grep ' /dev/console ' /proc/self/mountinfo",
+                       console=True)
+    assert result.status == 0, result.output
+    assert result.output.startswith("c")
+    assert "136," in result.output.split("\n")[0]
+    assert " /dev/console " in result.output and " - devpts " in result.output
+
+
+def test_console_replaces_a_planted_symlink(container, spec):
+    spec["mounts"] = [m for m in spec["mounts"] if m["destination"] != "/dev"]
+
+    def hostile(upper):
+        os.makedirs(os.path.join(upper, "dev"), exist_ok=True)
+        os.symlink("/etc/passwd", os.path.join(upper, "dev", "console"))
+
+    result = container(spec, "ls -ln /dev/console; head -c 5 /etc/passwd", console=True,
+                       upper_setup=hostile)
+    assert result.status == 0, result.output
+    assert "136," in result.output.split("\n")[0] and result.output.endswith("root:")

@@ -105,3 +105,10 @@ def test_validate_names_the_field(mount, field, tmp_path):
     with pytest.raises(ConfigError) as error:
         mounts.validate({"mounts": [mount]}, str(tmp_path))
     assert error.value.field == field
+
+
+def test_known_options_all_parse():
+    words = mounts.known_options()
+    assert {"ro", "rbind", "rslave", "rro", "idmap", "tmpcopyup"} <= set(words)
+    for word in words:
+        parse(word)

@@ -203,3 +203,64 @@ def test_dev_symlink_refused(spec, bundle, tmp_path):
     with pytest.raises(OciError, match="/dev is a symlink"):
         rootfs.prepare(spec, str(bundle), sys=rec)
     assert not [c for c in rec.calls if c[0] == "mknod"]
+
+
+def test_validate_before_fork_compares_joined_namespaces(spec, bundle):
+    spec["linux"]["sysctl"] = {"kernel.shmmax": "1"}
+    spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "ipc"]
+    spec["linux"]["namespaces"].append({"type": "ipc", "path": "/proc/self/ns/ipc"})
+    with pytest.raises(ConfigError, match="host's ipc namespace"):
+        rootfs.validate(spec, str(bundle))
+    rootfs.validate(spec, str(bundle), check_host_namespaces=False)
+
+
+@pytest.mark.parametrize("device,field", [
+    ({"path": "dev/x", "type": "c", "major": 1, "minor": 3}, "linux.devices[0].path"),
+    ({"path": "/dev/x", "type": "z", "major": 1, "minor": 3}, "linux.devices[0].type"),
+    ({"path": "/dev/x", "type": "c", "minor": 3}, "linux.devices[0].major"),
+    ({"path": "/dev/x", "type": "b", "major": 1, "minor": -1}, "linux.devices[0].minor"),
+])
+def test_bad_devices(spec, bundle, device, field):
+    spec["linux"]["devices"] = [device]
+    with pytest.raises(ConfigError) as error:
+        rootfs.validate(spec, str(bundle))
+    assert error.value.field == field
+
+
+def test_masking_refuses_a_fake_null(spec, bundle, monkeypatch):
+    # finish() works on "/" after pivot_root: point it at the bundle's rootfs instead.
+    root = bundle / "rootfs"
+    (root / "dev" / "null").write_text("not a device")
+    (root / "proc" / "kcore").write_text("secret")
+    real_open = os.open
+
+    def open_in_fake_root(path, flags, *args, **kwargs):
+        return real_open(str(root) if path == "/" else path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_in_fake_root)
+    spec["linux"]["readonlyPaths"] = []
+    spec["linux"]["maskedPaths"] = ["/proc/kcore"]
+    rec = Recorder(os.path.realpath(root))
+    r = rootfs.Rootfs(path="/", spec=spec, sys=rec, userns=False)
+    with pytest.raises(OciError, match=r"not the null device \(char 1:3\)"):
+        rootfs.finish(r)
+    assert rec.mounts() == []
+
+
+@pytest.mark.parametrize("cgroupns", [True, False])
+def test_cgroup2_host(spec, bundle, monkeypatch, cgroupns):
+    monkeypatch.setattr(rootfs, "_host_is_cgroup2", lambda: True)
+    monkeypatch.setattr(rootfs, "_own_cgroups", lambda: {"": "/ocirun-test/c1"})
+    if not cgroupns:
+        spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"]
+                                       if n["type"] != "cgroup"]
+    _, rec = prepare(spec, bundle)
+    calls = [c for c in rec.mounts() if c[2] == "<root>/sys/fs/cgroup"]
+    ro = m.MS_NOSUID | m.MS_NOEXEC | m.MS_NODEV | m.MS_RELATIME | m.MS_RDONLY
+    if cgroupns:
+        assert calls == [("mount", "cgroup2", "<root>/sys/fs/cgroup", "cgroup2", ro, None)]
+    else:
+        assert calls == [
+            ("mount", "/sys/fs/cgroup/ocirun-test/c1", "<root>/sys/fs/cgroup", None,
+             m.MS_BIND | m.MS_REC, None),
+            ("mount", None, "<root>/sys/fs/cgroup", None, m.MS_BIND | m.MS_REMOUNT | ro, None)]

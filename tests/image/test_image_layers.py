@@ -189,3 +189,25 @@ def test_id_map_outside_range_is_an_error(world):
 def test_bad_id_map():
     with pytest.raises(OciError, match="containerID:hostID:size"):
         parse_id_map("0:1")
+
+
+def test_sparse_bomb(world):
+    rootfs, _ = world
+    info = tarfile_sparse_entry()
+    with pytest.raises(OciError, match="decompression bomb"):
+        LayerApplier(str(rootfs), max_layer_bytes=1 << 20).apply(io.BytesIO(info), "L1")
+    assert not (rootfs / "sparse").exists() or os.path.getsize(rootfs / "sparse") == 0
+
+
+def tarfile_sparse_entry() -> bytes:
+    """A PAX 1.0 sparse file: a few bytes of data that expand to 1 GiB."""
+    import tarfile
+    data = b"1\n0\n1\n" + b"\0" * (512 - 6) + b"x" + b"\0" * 511
+    info = tarfile.TarInfo("GNUSparseFile.0/sparse")
+    info.size = len(data)
+    info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "sparse",
+                        "GNU.sparse.realsize": str(1 << 30)}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

@@ -132,3 +132,31 @@ def test_image_path_kept_and_missing_command_refused(rootfs):
     assert spec["process"]["env"] == ["PATH=/opt/bin"]
     with pytest.raises(OciError, match="neither Entrypoint nor Cmd"):
         runtime_config({"config": {}}, str(rootfs))
+
+
+def test_schema1_and_malformed_manifests_refused():
+    from ocirun.image.sources import check_manifest
+    with pytest.raises(OciError, match="schema 1 manifest, which is not supported"):
+        check_manifest({"schemaVersion": 1, "fsLayers": []},
+                       "application/vnd.docker.distribution.manifest.v1+prettyjws", "x")
+    with pytest.raises(OciError, match="lacks config or layers"):
+        check_manifest({"schemaVersion": 2}, "application/vnd.oci.image.manifest.v1+json", "x")
+    with pytest.raises(OciError, match="algorithm:hex"):
+        check_manifest({"schemaVersion": 2, "config": {"digest": "../../x", "size": 1}, "layers": []},
+                       "application/vnd.oci.image.manifest.v1+json", "x")
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "sha512"])
+def test_verifying_reader(algorithm):
+    import hashlib
+    import io
+    from ocirun.image.cache import VerifyingReader
+    data = b"blob" * 1000
+    digest = f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+    VerifyingReader(io.BytesIO(data), digest, len(data), "b").drain()
+    with pytest.raises(OciError, match="content has digest"):
+        VerifyingReader(io.BytesIO(data[:-1] + b"X"), digest, len(data), "b").drain()
+    with pytest.raises(OciError, match="got 3999 bytes, the manifest declares 4000"):
+        VerifyingReader(io.BytesIO(data[:-1]), digest, len(data), "b").drain()
+    with pytest.raises(OciError, match="more than the 10 bytes"):
+        VerifyingReader(io.BytesIO(data), digest, 10, "b").drain()

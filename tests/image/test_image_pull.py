@@ -11,7 +11,7 @@ import pytest
 from ocirun.errors import OciError
 from ocirun.image.bundle import build_bundle
 from ocirun.image.cli import make_source
-from ocirun.image.sources import parse_platform
+from ocirun.image.sources import parse_platform, platform_text
 
 pytestmark = pytest.mark.registry
 
@@ -43,7 +43,7 @@ def test_busybox_bundle(registries, images, tmp_path, cache_dir):
     assert annotations["org.opencontainers.image.author"] == "label-wins"
     assert annotations["org.opencontainers.image.exposedPorts"] == "53/udp,80/tcp"
     assert annotations["org.opencontainers.image.stopSignal"] == "SIGTERM"
-    assert annotations["org.opencontainers.image.architecture"] == "amd64"
+    assert annotations["org.opencontainers.image.architecture"] == parse_platform(None)["architecture"]
     assert {"destination": "/data", "type": "tmpfs", "source": "tmpfs",
             "options": ["nosuid", "nodev", "mode=755"]} in spec["mounts"]
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")], "temporary directory left behind"
@@ -75,7 +75,7 @@ def test_feature_layers(registries, images, tmp_path, cache_dir):
     assert st.st_mtime == 1_700_000_000
     assert stat.S_ISFIFO(os.lstat(root / "fifo").st_mode)
     assert stat.S_ISCHR(os.lstat(root / "dev-null").st_mode)
-    from conftest import CAP_NET_RAW_XATTR
+    from image_helpers import CAP_NET_RAW_XATTR
     assert os.getxattr(root / "cap", "security.capability") == CAP_NET_RAW_XATTR
     assert os.getxattr(root / "cap", "user.note") == b"hello"
     assert (root / "long" / ("d" * 120) / ("f" * 150)).read_bytes() == b"long"
@@ -111,7 +111,7 @@ def test_unknown_image_and_tag(registries, images, tmp_path, cache_dir):
         pull(registries.open.host, "test/nothing", tmp_path / "a", cache_dir)
     with pytest.raises(OciError, match="test/busybox:nope not found"):
         pull(registries.open.host, "test/busybox:nope", tmp_path / "a", cache_dir)
-    assert os.listdir(tmp_path) == ["cache"] or not os.path.exists(cache_dir) or True
+    assert [n for n in os.listdir(tmp_path) if n != "cache"] == []
     assert not (tmp_path / "a").exists()
 
 
@@ -146,7 +146,7 @@ def test_cli_summary_and_cache_commands(registries, images, tmp_path, cache_dir)
                              "--cache", cache_dir], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"digest:    {images.busybox.digest}" in result.stdout
-    assert "platform:  linux/amd64" in result.stdout and "layers:    2" in result.stdout
+    assert f"platform:  {platform_text(parse_platform(None))}\n" in result.stdout and "layers:    2" in result.stdout
     assert "layer 1/2" in result.stderr  # plain progress lines when not on a terminal
     result = subprocess.run([BFH, f"{registries.open.host}/test/busybox", str(tmp_path / "b"), "--plain-http",
                              "--cache", cache_dir, "-q"], capture_output=True, text=True)
@@ -166,3 +166,94 @@ def test_cli_unreachable_registry(tmp_path, cache_dir):
     assert result.returncode == 1
     assert result.stderr.startswith("bundle-from-hub: cannot reach") and result.stderr.count("\n") == 1
     assert not (tmp_path / "b").exists()
+
+
+def test_concurrent_pulls_share_the_cache(registries, images, tmp_path, cache_dir):
+    procs = [subprocess.Popen([BFH, f"{registries.open.host}/test/features", str(tmp_path / f"b{i}"),
+                               "--plain-http", "--cache", cache_dir, "-q"], stderr=subprocess.PIPE, text=True)
+             for i in range(4)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    for i in range(4):
+        assert (tmp_path / f"b{i}/rootfs/plain").read_bytes() == b"uncompressed"
+    assert os.listdir(os.path.join(cache_dir, "tmp")) == []
+    assert len(os.listdir(os.path.join(cache_dir, "blobs", "sha256"))) == 4
+
+
+def test_cli_password_stdin(registries, images, tmp_path, cache_dir):
+    from image_servers import PASSWORD, USER
+    result = subprocess.run([BFH, f"{registries.basic.host}/test/busybox", str(tmp_path / "b"), "--plain-http",
+                             "--cache", cache_dir, "--username", USER, "--password-stdin", "-q"],
+                            input=PASSWORD + "\n", capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    result = subprocess.run([BFH, f"{registries.basic.host}/test/busybox", str(tmp_path / "c"), "--plain-http",
+                             "--cache", cache_dir, "--username", USER, "--password-stdin"],
+                            input="wrong\n", capture_output=True, text=True)
+    assert result.returncode == 1 and "refused access" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_tty_progress_bars(registries, images, tmp_path, cache_dir):
+    cmd = (f"{BFH} {registries.open.host}/test/busybox {tmp_path / 'b'} --plain-http --cache {cache_dir}")
+    result = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout
+    assert "\x1b[2K" in result.stdout and "[" + "#" * 30 + "]" in result.stdout and "applied" in result.stdout
+
+
+@pytest.mark.root
+def test_no_space_left(registries, images, tmp_path, cache_dir):
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "ocirun-test-image", str(small)], check=True)
+    try:
+        result = subprocess.run([BFH, f"{registries.open.host}/test/busybox", str(small / "b"), "--plain-http",
+                                 "--cache", cache_dir, "-q"], capture_output=True, text=True)
+        assert result.returncode == 1 and "no space left" in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
+        assert os.listdir(small) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_hostile_image_from_registry(registries, images, tmp_path, cache_dir):
+    from image_helpers import Image, entry, push_image
+    hostile = Image([[entry("escape", "sym", link="/")], ([entry("escape/tmp/pwned", data=b"x")], "zstd")],
+                    config={"Cmd": ["x"]})
+    push_image(registries.open.url, "test/hostile", "latest", hostile)
+    with pytest.raises(OciError, match=r"layer 2/2 \(sha256:.*\): entry 'escape/tmp/pwned': escape is a "
+                                       r"symlink.*refusing it"):
+        pull(registries.open.host, "test/hostile", tmp_path / "h", cache_dir)
+    assert not os.path.exists("/tmp/pwned")
+    assert sorted(os.listdir(tmp_path)) == ["cache"]
+
+
+def test_cli_command_after_double_dash(registries, images, tmp_path, cache_dir):
+    result = subprocess.run([BFH, f"{registries.open.host}/test/busybox", str(tmp_path / "b"), "--plain-http",
+                             "--cache", cache_dir, "-q", "--", "sh", "-c", "echo hi"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "b/config.json").read_text())["process"]["args"] == ["sh", "-c", "echo hi"]
+
+
+def test_loopback_registry_falls_back_to_plain_http(registries, images, tmp_path, cache_dir):
+    from ocirun.image.bundle import build_bundle
+    from ocirun.image.cli import make_source
+    source = make_source(f"{registries.open.host}/test/busybox", cache_dir)
+    build_bundle(source, str(tmp_path / "b"), parse_platform(None))
+    assert (tmp_path / "b/rootfs/etc/motd").exists()
+
+
+def test_sigterm_leaves_nothing_half_written(registries, images, proxy, tmp_path, cache_dir):
+    import time
+    digest = images.busybox.layers[0]["digest"]
+    proxy.faults[digest] = ["stall"]
+    p = subprocess.Popen([BFH, f"{proxy.host}/test/busybox", str(tmp_path / "b"), "--plain-http",
+                          "--cache", cache_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not any(r["path"].endswith(digest) for r in proxy.log):
+        assert p.poll() is None, p.communicate()
+        time.sleep(0.05)
+    p.terminate()
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 1 and err.endswith("interrupted; nothing was written\n"), err
+    assert sorted(os.listdir(tmp_path)) == ["cache"]
+    assert os.listdir(os.path.join(cache_dir, "tmp")) == []

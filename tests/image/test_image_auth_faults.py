@@ -9,7 +9,7 @@ import pytest
 from image_servers import PASSWORD, USER
 from ocirun.errors import OciError
 from ocirun.image.registry import load_credentials
-from test_pull import pull
+from test_image_pull import pull
 
 pytestmark = pytest.mark.registry
 
@@ -163,3 +163,22 @@ def test_mirror_used_for_docker_hub(registries, images, proxy, tmp_path, cache_d
     source = make_source("test/busybox", cache_dir, mirrors=[f"http://{proxy.host}"])
     build_bundle(source, str(tmp_path / "a"), parse_platform(None))
     assert any(r["path"] == "/v2/test/busybox/manifests/latest" for r in proxy.log)
+
+
+def test_foreign_layer_urls_get_no_credentials(registries, images, proxy):
+    from ocirun.image.registry import Credentials, RegistryClient
+    proxy.cdn_server.repo = "test/busybox"
+    client = RegistryClient(registries.basic.host, Credentials(USER, PASSWORD), plain_http=True)
+    client.get_manifest("test/busybox", "latest")  # the client now sends Basic auth to the registry
+    layer = dict(images.busybox.layers[1])
+    layer["urls"] = [f"{proxy.cdn}/cdn/{layer['digest']}"]
+    response = client.blob_url_fetch("test/busybox", layer)
+    assert response.content == images.busybox.blobs[layer["digest"]]
+    assert proxy.cdn_server.log == [{"path": f"/cdn/{layer['digest']}", "auth": None}]
+
+
+def test_manifest_by_digest_verified(registries, images, proxy, tmp_path, cache_dir):
+    proxy.faults["manifest"] = ["corrupt"]
+    with pytest.raises(OciError, match="has digest .*the registry served wrong data"):
+        pull(proxy.host, f"test/busybox@{images.busybox.digest}", tmp_path / "a", cache_dir)
+    assert not (tmp_path / "a").exists()

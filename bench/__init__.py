@@ -1,0 +1,1 @@
+"""ocirun's benchmarks, side by side with runc and skopeo+umoci: `make bench`."""
