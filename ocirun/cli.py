@@ -1,7 +1,8 @@
 """The command line: runc's commands and flags, so engines can swap us in.
 
-Only click and the state store are imported up front; each command imports
-the machinery it needs when it runs, since every invocation pays for imports.
+This is the reference for every command and flag. main.py parses the few
+hot commands itself when it can (so they skip importing click); each command
+here imports the machinery it needs only when it runs.
 """
 
 import sys
@@ -113,12 +114,8 @@ def kill(g, container_id, signal_name, all_processes):
 @click.pass_obj
 def delete(g, container_id, force):
     """Delete a stopped (or, with --force, any) container."""
-    from .lifecycle.delete import delete as do_delete
-    from .state import validate_id
-    validate_id(container_id)
-    if force and not g.store.exists(container_id):
-        return  # runc: deleting what is already gone with --force is not an error
-    do_delete(g.store, container_id, force)
+    from .lifecycle.delete import delete_command
+    delete_command(g.store, container_id, force)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -190,61 +187,17 @@ def features():
     click.echo(json.dumps(features_document(), indent=2))
 
 
-GLOBAL_VALUE_FLAGS = {"--root", "--log", "--log-format", "--rootless"}
-
-
-def _register_cgroup_commands() -> None:
-    from .cgroups.commands import events, pause, ps, resume, update
-    for command in (update, pause, resume, ps, events):
-        cli.add_command(command)
-
-
-_register_cgroup_commands()
-
-
-def _configure_log_early(argv: list[str]) -> None:
-    """Honour --log/--log-format even when click rejects the command line:
-    engines read the reason from the log file, and it must exist."""
-    found = {}
-    i = 0
-    while i < len(argv) and argv[i].startswith("-"):  # global flags precede the command
-        flag, has_value, inline = argv[i].partition("=")
-        if flag in GLOBAL_VALUE_FLAGS and not has_value:
-            i += 1
-            inline = argv[i] if i < len(argv) else ""
-        found[flag] = inline
-        i += 1
-    log_format = found.get("--log-format")
-    logger.configure(found.get("--log"), log_format if log_format in ("text", "json") else "text",
-                     "--debug" in found)
-
-
-def main() -> None:
-    _configure_log_early(sys.argv[1:])
+def run_click() -> int:
+    """Run the click application; click's own usage errors become one line too."""
     try:
-        cli.main(standalone_mode=False)
-    except OciError as error:
-        logger.error(str(error))
-        sys.exit(error.exit_code)
+        cli.main(sys.argv[1:], prog_name="ocirun", standalone_mode=False)
     except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
+        return e.exit_code
     except click.Abort:
-        sys.exit(130)
+        return 130
     except click.ClickException as error:
-        logger.error(error.format_message() + _usage_hint(error))
-        sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except BaseException as error:  # noqa: BLE001 - the user gets one line, never a traceback
-        if logger.threshold == 0:
-            import traceback
-            logger.debug(traceback.format_exc())
-        logger.error(f"internal error: {type(error).__name__}: {error} (rerun with --debug for details)")
-        sys.exit(1)
-
-
-def _usage_hint(error) -> str:
-    ctx = getattr(error, "ctx", None)
-    return f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        ctx = getattr(error, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        logger.error(error.format_message() + hint)
+        return error.exit_code
+    return 0

@@ -8,7 +8,6 @@ which the spec says only warn.
 """
 
 import json
-import subprocess  # imported eagerly: init runs startContainer hooks after pivot_root
 
 from .errors import OciError
 
@@ -28,7 +27,14 @@ def run_hooks(spec: dict, phase: str, state: dict, warn=None) -> None:
                 raise
 
 
+def preload() -> None:
+    """Import what running a hook needs, for a process about to lose the host's
+    filesystem (init runs startContainer hooks after pivot_root)."""
+    import subprocess  # noqa: F401
+
+
 def run_hook(hook: dict, state: dict, where: str) -> None:
+    import subprocess
     path = hook["path"]
     argv = hook.get("args") or [path]
     env = dict(entry.split("=", 1) for entry in hook.get("env") or [] if "=" in entry)

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 
 from .errors import OciError
 
@@ -31,30 +30,42 @@ def validate_id(container_id: str) -> None:
                        "(and not . or ..)")
 
 
-@dataclass
 class ContainerState:
-    id: str
-    bundle: str
-    rootfs: str
-    pid: int = 0
-    # Start time of init in clock ticks since boot (/proc/PID/stat field 22):
-    # a pid alone could have been reused by an unrelated process.
-    pid_start: int = 0
-    created: str = ""
-    owner: str = ""
-    annotations: dict = field(default_factory=dict)
-    # What cgroups.manager_from_state() needs to find the container's cgroups again.
-    cgroup: dict = field(default_factory=dict)
-    # Host paths of the namespaces init was given, for exec and for hooks.
-    namespace_paths: dict = field(default_factory=dict)
-    # Set once `start` has released init; survives init's death, unlike the fifo.
-    started: bool = False
-    config: dict = field(default_factory=dict)
+    """What state.json holds: the spec's state, runc's extras, and what later commands need.
+
+    A plain class rather than a dataclass: `ocirun state` is the command
+    engines call most, and the dataclasses module costs it start-up time.
+    """
+
+    FIELDS = {
+        "id": "", "bundle": "", "rootfs": "",
+        "pid": 0,
+        # Start time of init in clock ticks since boot (/proc/PID/stat field 22):
+        # a pid alone could have been reused by an unrelated process.
+        "pid_start": 0,
+        "created": "", "owner": "",
+        "annotations": dict,
+        # What cgroups.manager_from_state() needs to find the container's cgroups again.
+        "cgroup": dict,
+        # Host paths of the namespaces init was given, for exec and for hooks.
+        "namespace_paths": dict,
+        # Set once `start` has released init; survives init's death, unlike the fifo.
+        "started": False,
+        # The whole config.json, for update, exec and the poststop hooks.
+        "config": dict,
+    }
+
+    def __init__(self, **values):
+        for name, default in self.FIELDS.items():
+            value = values.get(name, default)
+            setattr(self, name, value() if value is dict else value)
 
     @classmethod
     def from_json(cls, data: dict) -> "ContainerState":
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        return cls(**{k: v for k, v in data.items() if k in cls.FIELDS})
+
+    def to_json(self) -> dict:
+        return {name: getattr(self, name) for name in self.FIELDS}
 
 
 def process_start_time(pid: int) -> int | None:
@@ -133,7 +144,7 @@ class Store:
         path = os.path.join(self.dir(state.id), "state.json")
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(asdict(state), f)
+            json.dump(state.to_json(), f)
         os.rename(tmp, path)
 
     def remove(self, container_id: str) -> None:

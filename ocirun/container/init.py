@@ -103,6 +103,8 @@ def _setup(channel: Channel, options: InitOptions) -> None:
     hooks.run_hooks(spec, "createContainer", state)
     options.hook_state = state
 
+    if (spec.get("hooks") or {}).get("startContainer"):
+        hooks.preload()
     rootfs.enter(fs, options.no_pivot)
     if spec["process"].get("terminal") and options.console_sock is not None:
         master, slave_path = console.open_pty()

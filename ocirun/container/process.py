@@ -210,7 +210,7 @@ def _parse_scheduler(config: dict) -> Scheduler:
                      _int_field(config.get("period", 0), f"{where}.period", 0, u64))
 
 
-def _apparmor_enabled(sys) -> bool:
+def apparmor_enabled(sys=SYSTEM) -> bool:
     try:
         return (os.path.isdir("/sys/kernel/security/apparmor")
                 and sys.read_text("/sys/module/apparmor/parameters/enabled").startswith("Y"))
@@ -218,7 +218,7 @@ def _apparmor_enabled(sys) -> bool:
         return False
 
 
-def _selinux_enabled() -> bool:
+def selinux_enabled() -> bool:
     return os.path.exists("/sys/fs/selinux/enforce")
 
 
@@ -276,11 +276,11 @@ def prepare(spec: dict, process: dict | None = None, *, preserve_fds: int = 0,
         plan.personality = domain
 
     plan.apparmor_profile = process.get("apparmorProfile") or ""
-    if plan.apparmor_profile and not _apparmor_enabled(sys):
+    if plan.apparmor_profile and not apparmor_enabled(sys):
         raise ConfigError("process.apparmorProfile", f"{plan.apparmor_profile!r} is asked for but AppArmor "
                           "is not enabled on this host; remove apparmorProfile or enable AppArmor")
     plan.selinux_label = process.get("selinuxLabel") or ""
-    if plan.selinux_label and not _selinux_enabled():
+    if plan.selinux_label and not selinux_enabled():
         raise ConfigError("process.selinuxLabel", f"{plan.selinux_label!r} is asked for but SELinux is not "
                           "enabled on this host; remove selinuxLabel or enable SELinux")
 

@@ -134,7 +134,10 @@ def _populate(r: Rootfs, bundle: str) -> None:
     if not bind_dev:
         _setup_dev(r)
     cwd = (r.spec.get("process") or {}).get("cwd")
-    if cwd:
+    # Created now, before the root may turn read-only. Never below /proc: its
+    # magic links (/proc/self/fd/N) are not paths to create, and process
+    # setup refuses a cwd that leads out of the root.
+    if cwd and safepath.components(cwd)[:1] != ["proc"]:
         try:
             os.close(safepath.mkdir_all(r.root_fd, cwd))
         except OSError as e:

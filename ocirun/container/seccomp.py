@@ -33,7 +33,7 @@ _VALUED_ACTIONS = {"SCMP_ACT_ERRNO": libseccomp.ACT_ERRNO_BASE, "SCMP_ACT_TRACE"
 _HIGHEST_VALUE = {"SCMP_ACT_ERRNO": 4094, "SCMP_ACT_TRACE": 0xFFFF}
 ACTION_NAMES = sorted([*_PLAIN_ACTIONS, *_VALUED_ACTIONS])
 
-_FLAGS = {
+FLAGS = {
     "SECCOMP_FILTER_FLAG_TSYNC": libseccomp.ATTR_CTL_TSYNC,
     "SECCOMP_FILTER_FLAG_LOG": libseccomp.ATTR_CTL_LOG,
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW": libseccomp.ATTR_CTL_SSB,
@@ -105,10 +105,10 @@ def translate(config: dict) -> Program:
         program.arch_tokens.append(token)
 
     for i, flag in enumerate(config.get("flags") or []):
-        if flag not in _FLAGS:
+        if flag not in FLAGS:
             raise ConfigError(f"{base}.flags[{i}]", f"unsupported seccomp flag {flag!r}; supported: "
-                              f"{', '.join(_FLAGS)}")
-        program.attrs.append((_FLAGS[flag], 1))
+                              f"{', '.join(FLAGS)}")
+        program.attrs.append((FLAGS[flag], 1))
 
     for i, entry in enumerate(config.get("syscalls") or []):
         where = f"{base}.syscalls[{i}]"

@@ -17,7 +17,7 @@ import time
 
 from ..config.load import load_bundle
 from ..container import init as container_init
-from ..container import namespaces, process
+from ..container import namespaces, process, rootfs
 from ..container.channel import Channel, report_error_and_exit
 from ..errors import OciError
 from ..hooks import oci_state, run_hooks
@@ -42,6 +42,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
                        "pass one, or set terminal to false")
     linux = spec.get("linux") or {}
     ns_plan = namespaces.plan_namespaces(linux)
+    rootfs.validate(spec, bundle)
     process_plan = process.prepare(spec, preserve_fds=preserve_fds)
     from ..container.console import connect_console_socket
     console_sock = connect_console_socket(console_socket) \
@@ -51,7 +52,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     state = ContainerState(
         id=container_id, bundle=bundle,
         rootfs=os.path.join(bundle, spec["root"]["path"]),
-        created=time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z",
+        created=_rfc3339_now(),
         owner=pwd.getpwuid(os.geteuid()).pw_name, annotations=spec.get("annotations") or {}, config=spec)
     try:
         with store.lock(container_id):
@@ -84,6 +85,12 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
         if console_sock is not None:
             console_sock.close()
     return state
+
+
+def _rfc3339_now() -> str:
+    """Like runc's `created`: UTC with nanoseconds."""
+    now = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 10**9)) + f".{now % 10**9:09d}Z"
 
 
 def _make_cgroup(container_id: str, linux: dict, systemd: bool):

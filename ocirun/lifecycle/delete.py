@@ -7,7 +7,7 @@ is `created` but never started is killed and deleted without --force.
 import os
 
 from ..errors import OciError
-from ..state import Store
+from ..state import Store, validate_id
 from .common import teardown
 
 
@@ -24,3 +24,11 @@ def delete(store: Store, container_id: str, force: bool = False) -> None:
             raise OciError(f"cannot delete container {container_id} that is {status}: "
                            "stop it first or use delete --force")
         teardown(store, state)
+
+
+def delete_command(store: Store, container_id: str, force: bool = False) -> None:
+    """`ocirun delete`: like runc, deleting what is already gone is fine with --force."""
+    validate_id(container_id)
+    if force and not store.exists(container_id):
+        return
+    delete(store, container_id, force)

@@ -1,6 +1,5 @@
 """podman (through conmon) driving the runtime under test, as users run it."""
 import json
-import os
 import re
 import subprocess
 import uuid
