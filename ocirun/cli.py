@@ -187,6 +187,15 @@ def features():
     click.echo(json.dumps(features_document(), indent=2))
 
 
+def _register_cgroup_commands() -> None:
+    from .cgroups.commands import events, pause, ps, resume, update
+    for command in (update, pause, resume, ps, events):
+        cli.add_command(command)
+
+
+_register_cgroup_commands()
+
+
 def run_click() -> int:
     """Run the click application; click's own usage errors become one line too."""
     try:

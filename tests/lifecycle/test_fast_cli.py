@@ -55,3 +55,10 @@ def test_fast_parse(argv, expected):
 def test_everything_else_goes_to_click(argv):
     with pytest.raises(main.NotFast):
         main.parse_fast(argv)
+
+
+def test_every_runc_command_is_there():
+    from ocirun.cli import cli
+    runc_commands = {"create", "start", "state", "kill", "delete", "run", "exec", "list", "ps",
+                     "pause", "resume", "update", "events", "features", "spec"}
+    assert runc_commands <= set(cli.commands)
