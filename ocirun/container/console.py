@@ -57,3 +57,17 @@ def make_controlling_terminal(slave_path: str) -> None:
         os.dup2(slave, fd)
     if slave > 2:
         os.close(slave)
+
+
+def take_over_terminal(sock: socket.socket, size: dict | None, prepare_slave=None) -> None:
+    """Open a pty in the container, hand its master to the engine over `sock`,
+    and make the slave our stdio and controlling terminal. `prepare_slave`
+    (init's /dev/console bind) runs before the engine can use the pty."""
+    master, slave_path = open_pty()
+    set_size(master, size)
+    if prepare_slave is not None:
+        prepare_slave(slave_path)
+    send_master(sock, master, slave_path)
+    os.close(master)
+    sock.close()
+    make_controlling_terminal(slave_path)

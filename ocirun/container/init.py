@@ -90,7 +90,7 @@ def _setup(channel: Channel, options: InitOptions) -> None:
     if plan.new_user:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    if "uts" in plan.new:
+    if plan.has("uts"):  # joined or new, as runc does
         namespaces.set_hostname(spec.get("hostname"), spec.get("domainname"))
     if "network" in plan.new:
         namespaces.bring_up_loopback()
@@ -107,13 +107,8 @@ def _setup(channel: Channel, options: InitOptions) -> None:
         hooks.preload()
     rootfs.enter(fs, options.no_pivot)
     if spec["process"].get("terminal") and options.console_sock is not None:
-        master, slave_path = console.open_pty()
-        console.set_size(master, spec["process"].get("consoleSize"))
-        rootfs.bind_console(slave_path)
-        console.send_master(options.console_sock, master, slave_path)
-        os.close(master)
-        options.console_sock.close()
-        console.make_controlling_terminal(slave_path)
+        console.take_over_terminal(options.console_sock, spec["process"].get("consoleSize"),
+                                   prepare_slave=rootfs.bind_console)
     rootfs.finish(fs)
 
     process.apply_early(options.process_plan)

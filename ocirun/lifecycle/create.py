@@ -34,9 +34,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     validate_id(container_id)
     bundle = os.path.abspath(bundle)
     spec = load_bundle(bundle)
-    proc = spec.get("process")
-    if not proc:
-        raise OciError(f"{bundle}/config.json has no process: create needs one to run")
+    proc = spec["process"]  # validation made sure there is one
     if proc.get("terminal") and not console_socket and not share_caller_tty:
         raise OciError("process.terminal is true but no --console-socket was given: "
                        "pass one, or set terminal to false")
@@ -57,8 +55,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     try:
         with store.lock(container_id):
             manager = _make_cgroup(container_id, linux, systemd_cgroup)
-            if manager is not None:
-                state.cgroup = manager.to_state()
+            state.cgroup = manager.to_state()
             fifo_path = store.fifo_path(container_id)
             os.mkfifo(fifo_path, 0o622)
             os.chmod(fifo_path, 0o622)
@@ -78,7 +75,7 @@ def create(store: Store, container_id: str, bundle: str, *, pid_file: str | None
     except BaseException:
         try:
             teardown(store, state, run_poststop=state.pid != 0)
-        except OciError as cleanup_error:
+        except Exception as cleanup_error:  # noqa: BLE001 - the first error is the one to report
             logger.warning(f"cleanup after failed create: {cleanup_error}")
         raise
     finally:
@@ -124,10 +121,9 @@ def _launch(state: ContainerState, options, manager) -> None:
 def _drive(channel: Channel, stage1: int, state: ContainerState, options, manager) -> None:
     """The parent's half of the handshake, step for step against _stage1 and init."""
     linux = options.spec.get("linux") or {}
-    if manager is not None:
-        # Before stage1 unshares the cgroup namespace, so that its root is our cgroup.
-        manager.apply(stage1)
-        manager.set(linux.get("resources") or {})
+    # Before stage1 unshares the cgroup namespace, so that its root is our cgroup.
+    manager.apply(stage1)
+    manager.set(linux.get("resources") or {})
     channel.send("cgroup-joined")
     if options.ns_plan.new_user:
         channel.expect("userns-created")

@@ -147,12 +147,7 @@ def _join_and_fork(channel: Channel, state, plan, proc: dict, console_sock, pres
 
 def _exec_user_process(plan, proc: dict, console_sock, *, keep: set[int], preserve_fds: int) -> None:
     if console_sock is not None:
-        master, slave_path = console.open_pty()
-        console.set_size(master, proc.get("consoleSize"))
-        console.send_master(console_sock, master, slave_path)
-        os.close(master)
-        console_sock.close()
-        console.make_controlling_terminal(slave_path)
+        console.take_over_terminal(console_sock, proc.get("consoleSize"))
     process.apply_early(plan)
     process.switch_user(plan)
     executable = process.resolve_executable(plan)
