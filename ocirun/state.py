@@ -12,8 +12,6 @@ import fcntl
 import json
 import os
 import re
-import shutil
-from contextlib import contextmanager
 
 from .errors import OciError
 
@@ -86,6 +84,32 @@ def is_alive(state: ContainerState) -> bool:
     return state.pid > 0 and process_start_time(state.pid) == state.pid_start
 
 
+class _Lock:
+    """Written out rather than made with contextlib.contextmanager: every command
+    takes this lock, and nothing else on their paths imports contextlib."""
+
+    __slots__ = ("container_id", "fd", "path")
+
+    def __init__(self, container_id: str, path: str):
+        self.container_id = container_id
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            raise OciError(f"container {self.container_id} does not exist") from None
+        try:
+            fcntl.lockf(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __exit__(self, *exc_info) -> None:
+        os.close(self.fd)
+
+
 class Store:
     def __init__(self, root: str = DEFAULT_ROOT):
         self.root = os.path.abspath(root)
@@ -108,24 +132,14 @@ class Store:
         except FileExistsError:
             raise OciError(f"container {container_id} already exists") from None
 
-    @contextmanager
-    def lock(self, container_id: str):
-        """Serialise commands on one container for the duration of the block.
+    def lock(self, container_id: str) -> "_Lock":
+        """`with store.lock(id):` serialises commands on one container for the block.
 
         A POSIX record lock rather than flock: children forked meanwhile (the
         container's init) do not inherit it, so it ends with this process.
         """
         validate_id(container_id)
-        try:
-            fd = os.open(os.path.join(self.dir(container_id), "lock"),
-                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            raise OciError(f"container {container_id} does not exist") from None
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return _Lock(container_id, os.path.join(self.dir(container_id), "lock"))
 
     def load(self, container_id: str) -> ContainerState:
         validate_id(container_id)
@@ -148,7 +162,18 @@ class Store:
         os.rename(tmp, path)
 
     def remove(self, container_id: str) -> None:
-        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+        """Forget a container: its directory only ever holds plain files."""
+        path = self.dir(container_id)
+        try:
+            names = os.listdir(path)
+        except FileNotFoundError:
+            return
+        for name in names:
+            try:
+                os.unlink(os.path.join(path, name))
+            except FileNotFoundError:
+                pass
+        os.rmdir(path)
 
     def ids(self) -> list[str]:
         try:

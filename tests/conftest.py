@@ -1,8 +1,8 @@
 """Shared fixtures: run the real ocirun binary against the busybox bundle.
 
 Every test gets its own --root under /run/ocirun-test and puts its cgroups
-under /ocirun-test, so that the leak check at the end (tests/test_leaks.py,
-always run last) can tell what the suite left behind.
+under /ocirun-test, so that the leak check at the end (tests/leakcheck.py,
+run once the session is over) can tell what the suite left behind.
 """
 
 import copy
@@ -18,13 +18,23 @@ import pytest
 from ocitest import OCIRUN, TEST_CGROUP_PARENT, TEST_ROOT, busybox_config
 
 
-def pytest_collection_modifyitems(items):
-    """The leak check must see the machine after every other test."""
-    items.sort(key=lambda item: item.get_closest_marker("leakcheck") is not None)
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "leakcheck: the suite's final check for leftovers")
+def pytest_sessionfinish(session, exitstatus):
+    """The leak check, once every fixture of every scope is gone: any mount,
+    process, cgroup or state directory left behind fails the run."""
+    if session.config.option.collectonly or not session.items:
+        return
+    from leakcheck import find_leaks
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    reporter.write("\n")
+    leaks = find_leaks()
+    if not leaks:
+        reporter.write_line("leak check: nothing left behind (mounts, processes, cgroups, state dirs)")
+        return
+    reporter.write_line("LEAK CHECK FAILED: the test suite left these behind:", red=True, bold=True)
+    for kind, found in leaks.items():
+        for entry in found[:20]:
+            reporter.write_line(f"  {kind}: {entry}", red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture
@@ -78,19 +88,12 @@ def make_bundle(tmp_path):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _test_cgroup_parents():
-    """Remove the tests' cgroup parent (only the empty dirs the runtime left) at the end."""
+def _test_cgroup_parent():
+    """Remove the tests' cgroup parent at the end. Only the parent: a container
+    cgroup still inside it is a leak, for the leak check to report."""
     yield
     for controller in Path("/sys/fs/cgroup").iterdir():
-        parent = controller / TEST_CGROUP_PARENT
-        if parent.is_dir():
-            for leftover in sorted(parent.rglob("*"), reverse=True):
-                if leftover.is_dir():
-                    try:
-                        leftover.rmdir()
-                    except OSError:
-                        pass
-            try:
-                parent.rmdir()
-            except OSError:
-                pass
+        try:
+            (controller / TEST_CGROUP_PARENT).rmdir()
+        except OSError:
+            pass

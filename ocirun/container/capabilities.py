@@ -5,8 +5,6 @@ skipped rather than refused, as runc does: engines pass one capability list to
 every kernel.
 """
 
-from dataclasses import dataclass
-
 from ..errors import ConfigError
 from ..log import logger
 
@@ -29,16 +27,19 @@ CAPABILITY_NAMES = {number: name for name, number in CAPABILITIES.items()}
 SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
 
 
-@dataclass(frozen=True)
 class CapabilityMasks:
     """One bit per capability number for each of the five sets."""
 
-    bounding: int
-    effective: int
-    permitted: int
-    inheritable: int
-    ambient: int
-    last_cap: int
+    __slots__ = ("ambient", "bounding", "effective", "inheritable", "last_cap", "permitted")
+
+    def __init__(self, bounding: int, effective: int, permitted: int, inheritable: int, ambient: int,
+                 last_cap: int):
+        self.bounding = bounding
+        self.effective = effective
+        self.permitted = permitted
+        self.inheritable = inheritable
+        self.ambient = ambient
+        self.last_cap = last_cap
 
     def all_known(self) -> int:
         return (1 << (self.last_cap + 1)) - 1

@@ -12,7 +12,6 @@ the host's Python library is out of reach from then on.
 import ctypes
 import os
 import sys
-from dataclasses import dataclass, field
 
 from .. import hooks
 from ..errors import OciError
@@ -25,25 +24,32 @@ KEYCTL_JOIN_SESSION_KEYRING = 1
 
 
 
-@dataclass
 class InitOptions:
     """What create hands to init across the fork."""
 
-    container_id: str
-    spec: dict
-    bundle: str
-    ns_plan: namespaces.NamespacePlan
-    process_plan: object
-    fifo_fd: int
-    console_sock: object  # socket.socket or None
-    no_pivot: bool
-    no_new_keyring: bool
-    preserve_fds: int
-    share_caller_tty: bool
-    # Filled in along the way, used after `start`.
-    hook_state: dict = field(default_factory=dict)
-    executable: str = ""
-    start_fifo: int = -1  # our end of exec.fifo once `start` has opened the other
+    __slots__ = ("bundle", "console_sock", "container_id", "executable", "fifo_fd", "hook_state",
+                 "no_new_keyring", "no_pivot", "ns_plan", "preserve_fds", "process_plan", "share_caller_tty",
+                 "spec", "start_fifo")
+
+    def __init__(self, container_id: str, spec: dict, bundle: str, ns_plan: namespaces.NamespacePlan,
+                 process_plan: object, fifo_fd: int, console_sock: object, no_pivot: bool,
+                 no_new_keyring: bool, preserve_fds: int, share_caller_tty: bool, hook_state: dict | None = None,
+                 executable: str = "", start_fifo: int = -1):
+        self.container_id = container_id
+        self.spec = spec
+        self.bundle = bundle
+        self.ns_plan = ns_plan
+        self.process_plan = process_plan
+        self.fifo_fd = fifo_fd
+        self.console_sock = console_sock  # socket.socket or None
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+        self.share_caller_tty = share_caller_tty
+        # Filled in along the way, used after `start`.
+        self.hook_state = {} if hook_state is None else hook_state
+        self.executable = executable
+        self.start_fifo = start_fifo  # our end of exec.fifo once `start` has opened the other
 
 
 def join_session_keyring(container_id: str) -> None:

@@ -6,7 +6,6 @@ shows up as one line naming the option instead of an EINVAL from the kernel.
 """
 
 import os
-from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 from ..sys import mount as m
@@ -75,15 +74,22 @@ def known_options() -> list[str]:
     return sorted({*FLAG_OPTIONS, *PROPAGATION_OPTIONS, *RECURSIVE_OPTIONS, *EXTENSION_OPTIONS})
 
 
-@dataclass
 class MountOptions:
-    flags: int = 0
-    data: list[str] = field(default_factory=list)
-    propagation: list[int] = field(default_factory=list)
-    attr_set: int = 0
-    attr_clr: int = 0
-    extensions: set[str] = field(default_factory=set)
-    explicit_rw: bool = False
+    # Plain classes rather than dataclasses throughout the runtime: the
+    # dataclasses module pulls in inspect and ast, which every command and the
+    # waiting container init would carry.
+    __slots__ = ("attr_clr", "attr_set", "data", "explicit_rw", "extensions", "flags", "propagation")
+
+    def __init__(self, flags: int = 0, data: list[str] | None = None, propagation: list[int] | None = None,
+                 attr_set: int = 0, attr_clr: int = 0, extensions: set[str] | None = None,
+                 explicit_rw: bool = False):
+        self.flags = flags
+        self.data = [] if data is None else data
+        self.propagation = [] if propagation is None else propagation
+        self.attr_set = attr_set
+        self.attr_clr = attr_clr
+        self.extensions = set() if extensions is None else extensions
+        self.explicit_rw = explicit_rw
 
     @property
     def is_bind(self) -> bool:

@@ -12,7 +12,6 @@ import fcntl
 import os
 import socket
 import struct
-from dataclasses import dataclass, field
 
 from ..errors import ConfigError, OciError
 from ..sys import ns as sysns
@@ -25,10 +24,12 @@ NS_GET_NSTYPE = 0xB703  # ioctl on a namespace fd: which CLONE_NEW* it is
 JOIN_ORDER = ["user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount"]
 
 
-@dataclass
 class NamespacePlan:
-    new: list[str] = field(default_factory=list)
-    join: list[tuple[str, str]] = field(default_factory=list)  # (type, path)
+    __slots__ = ("join", "new")
+
+    def __init__(self, new: list[str] | None = None, join: list[tuple[str, str]] | None = None):
+        self.new = [] if new is None else new
+        self.join = [] if join is None else join  # (type, path)
 
     def has(self, ns_type: str) -> bool:
         return ns_type in self.new or any(t == ns_type for t, _ in self.join)

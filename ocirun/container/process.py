@@ -18,7 +18,6 @@ library is out of reach from then on.
 import errno
 import os
 import stat
-from dataclasses import dataclass, field
 
 from ..errors import ConfigError, ExecutableNotFound, OciError, PermissionDeniedExec
 from ..sys import caps as syscaps
@@ -50,41 +49,57 @@ DEFAULT_UMASK = 0o022
 _fds_needed_until_exec: set[int] = set()
 
 
-@dataclass
 class Scheduler:
-    policy: int
-    flags: int
-    nice: int
-    priority: int
-    runtime: int
-    deadline: int
-    period: int
+    __slots__ = ("deadline", "flags", "nice", "period", "policy", "priority", "runtime")
+
+    def __init__(self, policy: int, flags: int, nice: int, priority: int, runtime: int, deadline: int,
+                 period: int):
+        self.policy = policy
+        self.flags = flags
+        self.nice = nice
+        self.priority = priority
+        self.runtime = runtime
+        self.deadline = deadline
+        self.period = period
 
 
-@dataclass
 class ProcessPlan:
-    args: list[str]
-    env: dict[str, str]
-    cwd: str
-    uid: int = 0
-    gid: int = 0
-    additional_gids: list[int] = field(default_factory=list)
-    umask: int = DEFAULT_UMASK
-    rlimits: list[tuple[int, int, int]] = field(default_factory=list)
-    capabilities: capability_sets.CapabilityMasks | None = None
-    no_new_privileges: bool = False
-    oom_score_adj: int | None = None
-    io_priority: tuple[int, int] | None = None
-    scheduler: Scheduler | None = None
-    personality: int | None = None
-    apparmor_profile: str = ""
-    selinux_label: str = ""
-    preserve_fds: int = 0
-    seccomp: seccomp_config.Program | None = None
-    seccomp_filter: object = None  # sys.seccomp.Filter
-    seccomp_listener: object = None  # socket.socket connected to listenerPath
-    seccomp_loaded: bool = False
-    cwd_fd: int = -1  # O_PATH fd of cwd, opened inside the root by apply_early
+    __slots__ = ("additional_gids", "apparmor_profile", "args", "capabilities", "cwd", "cwd_fd", "env",
+                 "gid", "io_priority", "no_new_privileges", "oom_score_adj", "personality", "preserve_fds",
+                 "rlimits", "scheduler", "seccomp", "seccomp_filter", "seccomp_listener", "seccomp_loaded",
+                 "selinux_label", "uid", "umask")
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: str, uid: int = 0, gid: int = 0,
+                 additional_gids: list[int] | None = None, umask: int = DEFAULT_UMASK,
+                 rlimits: list[tuple[int, int, int]] | None = None,
+                 capabilities: capability_sets.CapabilityMasks | None = None, no_new_privileges: bool = False,
+                 oom_score_adj: int | None = None, io_priority: tuple[int, int] | None = None,
+                 scheduler: Scheduler | None = None, personality: int | None = None, apparmor_profile: str = "",
+                 selinux_label: str = "", preserve_fds: int = 0, seccomp: seccomp_config.Program | None = None,
+                 seccomp_filter: object = None, seccomp_listener: object = None, seccomp_loaded: bool = False,
+                 cwd_fd: int = -1):
+        self.args = args
+        self.env = env
+        self.cwd = cwd
+        self.uid = uid
+        self.gid = gid
+        self.additional_gids = [] if additional_gids is None else additional_gids
+        self.umask = umask
+        self.rlimits = [] if rlimits is None else rlimits
+        self.capabilities = capabilities
+        self.no_new_privileges = no_new_privileges
+        self.oom_score_adj = oom_score_adj
+        self.io_priority = io_priority
+        self.scheduler = scheduler
+        self.personality = personality
+        self.apparmor_profile = apparmor_profile
+        self.selinux_label = selinux_label
+        self.preserve_fds = preserve_fds
+        self.seccomp = seccomp
+        self.seccomp_filter = seccomp_filter  # sys.seccomp.Filter
+        self.seccomp_listener = seccomp_listener  # socket.socket connected to listenerPath
+        self.seccomp_loaded = seccomp_loaded
+        self.cwd_fd = cwd_fd  # O_PATH fd of cwd, opened inside the root by apply_early
 
 
 class Syscalls:

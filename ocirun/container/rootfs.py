@@ -12,9 +12,7 @@ while we work can put a mount, a directory or a device node on the host.
 
 import errno
 import os
-import shutil
 import stat
-from dataclasses import dataclass
 
 from ..errors import ConfigError, OciError
 from ..sys import mount as m
@@ -44,15 +42,18 @@ _ST_TO_MS = [(os.ST_NOSUID, m.MS_NOSUID), (os.ST_NODEV, m.MS_NODEV), (os.ST_NOEX
              (os.ST_RELATIME, m.MS_RELATIME), (os.ST_RDONLY, m.MS_RDONLY)]
 
 
-@dataclass
 class Rootfs:
-    path: str
-    spec: dict
-    sys: object
-    userns: bool
-    root_fd: int | None = None
-    # The flags of a /dev mount that asked for "ro": populated first, then remounted.
-    readonly_dev: int = 0
+    __slots__ = ("path", "readonly_dev", "root_fd", "spec", "sys", "userns")
+
+    def __init__(self, path: str, spec: dict, sys: object, userns: bool, root_fd: int | None = None,
+                 readonly_dev: int = 0):
+        self.path = path
+        self.spec = spec
+        self.sys = sys
+        self.userns = userns
+        self.root_fd = root_fd
+        # The flags of a /dev mount that asked for "ro": populated first, then remounted.
+        self.readonly_dev = readonly_dev
 
 
 def _linux(spec: dict) -> dict:
@@ -393,6 +394,7 @@ def _userns_with(uid_map: list, gid_map: list, where: str) -> int:
 def _copy_up(lower: int, top: int) -> None:
     """tmpcopyup: the new tmpfs starts with what the directory under it held."""
     # /proc/self/fd/N of the fd opened before the mount is the covered directory.
+    import shutil  # only tmpcopyup needs it, and this runs before pivot_root
     shutil.copytree(fd_path(lower), fd_path(top), symlinks=True, dirs_exist_ok=True)
 
 

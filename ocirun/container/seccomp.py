@@ -9,7 +9,6 @@ import array  # noqa: F401 - socket.send_fds imports it inside the call, which f
 import json
 import os
 import socket
-from dataclasses import dataclass, field
 
 from ..errors import ConfigError, OciError
 from ..log import logger
@@ -40,18 +39,24 @@ FLAGS = {
 }
 
 
-@dataclass
 class Program:
     """A seccomp config resolved to libseccomp numbers."""
 
-    default_action: int
-    arch_tokens: list[int] = field(default_factory=list)
-    # (action, syscall number, [(arg index, op, value, valueTwo), ...])
-    rules: list[tuple[int, int, list[tuple[int, int, int, int]]]] = field(default_factory=list)
-    attrs: list[tuple[int, int]] = field(default_factory=list)
-    uses_notify: bool = False
-    listener_path: str = ""
-    listener_metadata: str = ""
+    __slots__ = ("arch_tokens", "attrs", "default_action", "listener_metadata", "listener_path", "rules",
+                 "uses_notify")
+
+    def __init__(self, default_action: int, arch_tokens: list[int] | None = None,
+                 rules: list[tuple[int, int, list[tuple[int, int, int, int]]]] | None = None,
+                 attrs: list[tuple[int, int]] | None = None, uses_notify: bool = False,
+                 listener_path: str = "", listener_metadata: str = ""):
+        self.default_action = default_action
+        self.arch_tokens = [] if arch_tokens is None else arch_tokens
+        # (action, syscall number, [(arg index, op, value, valueTwo), ...])
+        self.rules = [] if rules is None else rules
+        self.attrs = [] if attrs is None else attrs
+        self.uses_notify = uses_notify
+        self.listener_path = listener_path
+        self.listener_metadata = listener_metadata
 
 
 def _action(name, errno_ret, field_name: str) -> int:

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 from ..errors import OciError
+from .cache import stop_downloads
 from .imageconfig import runtime_config
 from .layers import DEFAULT_MAX_LAYER_BYTES, LayerApplier
 
@@ -98,11 +99,5 @@ def _replace(work: str, destination: str):
 
 
 def _cleanup(work: str, downloads):
-    # Stop background downloads and wait, so none is left writing a cache temp file.
-    for download in downloads:
-        download.cancelled = True
-    for download in downloads:
-        with download.cond:
-            while not download.done:
-                download.cond.wait()
+    stop_downloads(downloads)
     shutil.rmtree(work, ignore_errors=True)

@@ -52,18 +52,37 @@ class VerifyingReader:
             self._fail(f"{self.what}: more than the {self.size} bytes the manifest declares; refusing it")
         self.hasher.update(data)
         if not data and not self.verified:
-            if self.size is not None and self.seen != self.size:
-                self._fail(f"{self.what}: got {self.seen} bytes, the manifest declares {self.size}")
-            actual = f"{self.digest.split(':')[0]}:{self.hasher.hexdigest()}"
-            if actual != self.digest:
-                self._fail(f"{self.what}: content has digest {actual}, expected {self.digest}; "
-                           "the registry or a proxy served wrong data")
-            self.verified = True
+            self.check()
         return data
+
+    def check(self):
+        """At the end of the data: raise unless the size and digest are right."""
+        if self.size is not None and self.seen != self.size:
+            self._fail(f"{self.what}: got {self.seen} bytes, the manifest declares {self.size}")
+        actual = f"{self.digest.split(':')[0]}:{self.hasher.hexdigest()}"
+        if actual != self.digest:
+            self._fail(f"{self.what}: content has digest {actual}, expected {self.digest}; "
+                       "the registry or a proxy served wrong data")
+        self.verified = True
 
     def drain(self):
         while self.read(_CHUNK):
             pass
+
+
+class VerifyingWriter(VerifyingReader):
+    """Hash bytes on their way into `out`, so a download is verified without
+    reading it back; `check()` once everything is written."""
+
+    def write(self, data: bytes):
+        self.seen += len(data)
+        if self.size is not None and self.seen > self.size:
+            self._fail(f"{self.what}: more than the {self.size} bytes the manifest declares; refusing it")
+        self.hasher.update(data)
+        self.raw.write(data)
+
+    def flush(self):
+        self.raw.flush()
 
 
 class Download:
@@ -81,6 +100,7 @@ class Download:
         self.error: BaseException | None = None
         self.cancelled = False
         self.cond = threading.Condition()
+        self.future = None   # of the thread pool job running it
 
     def grew(self, written: int):
         with self.cond:
@@ -95,6 +115,16 @@ class Download:
 
     def reader(self):
         return _FollowingReader(self)
+
+
+def stop_downloads(downloads):
+    """Cancel background downloads and wait, so none is left writing a cache temp file."""
+    for download in downloads:
+        download.cancelled = True
+    for download in downloads:
+        with download.cond:
+            while not download.done:
+                download.cond.wait()
 
 
 class _FollowingReader:

@@ -19,7 +19,6 @@ from ..errors import OciError
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 DEFAULT_MAX_LAYER_BYTES = 64 << 30
-_CHUNK = 1 << 16
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -52,22 +51,161 @@ def _shift(ranges, value: int, kind: str, layer: str, entry: str) -> int:
     raise LayerError(layer, entry, f"{kind} {value} is outside the --{kind}-map ranges")
 
 
-class _Bounded:
-    """Stops a decompression bomb: at most `limit` decompressed bytes."""
+_PIPE_CHUNK = 1 << 18
+_PIPE_DEPTH = 4
+_QUEUED_FILE_MAX = 1 << 20
 
-    def __init__(self, raw, limit: int, layer: str):
-        self.raw = raw
-        self.limit = limit
-        self.layer = layer
-        self.count = 0
+
+def _gzip_chunks(raw, out_chunk: int):
+    """Inflate a gzip stream (possibly several members) in big steps, never
+    producing more than `out_chunk` bytes at once so a bomb cannot balloon memory."""
+    import zlib
+    pending = b""
+    while True:
+        inflater = zlib.decompressobj(wbits=31)
+        data = pending
+        while not inflater.eof:
+            if not data:
+                data = raw.read(_PIPE_CHUNK)
+                if not data:
+                    raise EOFError("compressed stream ended early")
+            out = inflater.decompress(data, out_chunk)
+            if out:
+                yield out
+            data = inflater.unconsumed_tail
+            while data and not inflater.eof:
+                out = inflater.decompress(data, out_chunk)
+                if out:
+                    yield out
+                data = inflater.unconsumed_tail
+        # What follows a member: another member, or zero padding (as gzip accepts).
+        pending = inflater.unused_data.lstrip(b"\0")
+        while not pending:
+            more = raw.read(_PIPE_CHUNK)
+            if not more:
+                return
+            pending = more.lstrip(b"\0")
+        if pending[:1] != b"\x1f":
+            raise OSError("trailing garbage after the compressed stream")
+
+
+def _zstd_chunks(raw, out_chunk: int):
+    import zstandard
+    reader = zstandard.ZstdDecompressor().stream_reader(raw, read_size=_PIPE_CHUNK,
+                                                        read_across_frames=True)
+    while data := reader.read(out_chunk):
+        yield data
+
+
+def _plain_chunks(raw, out_chunk: int):
+    while data := raw.read(out_chunk):
+        yield data
+
+
+class _Pipe:
+    """The decompressed tar stream, produced by a background thread.
+
+    Reading the blob, hashing it (in the verifying reader) and inflating it
+    release the GIL, so they run on another core while this thread makes the
+    files. The producer reads the blob to its end, so the digest is checked
+    there; its errors are re-raised here, in order, after the data before them.
+    At most `limit` decompressed bytes are produced (a decompression bomb).
+    """
+
+    def __init__(self, raw, chunks, limit: int, layer: str):
+        import queue
+        import threading
+        self.queue = queue.Queue(_PIPE_DEPTH)
+        self.chunk = memoryview(b"")
+        self.cpos = 0   # in the chunk
+        self.pos = 0    # in the whole stream
+        self.finished = False
+        self.cancelled = False
+        self.thread = threading.Thread(target=self._produce, args=(raw, chunks, limit, layer),
+                                       name="inflate", daemon=True)
+        self.thread.start()
+
+    def _put(self, item):
+        import queue
+        while not self.cancelled:
+            try:
+                self.queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _produce(self, raw, chunks, limit, layer):
+        count = 0
+        try:
+            for data in chunks:
+                count += len(data)
+                if count > limit:
+                    raise OciError(f"layer {layer} unpacks to more than {limit} bytes; refusing it as a "
+                                   "decompression bomb (raise --max-layer-size if it is genuine)")
+                self._put(data)
+                if self.cancelled:
+                    return
+            while raw.read(_PIPE_CHUNK):   # trailing bytes still count for the digest
+                pass
+            self._put(None)
+        except BaseException as e:
+            if not isinstance(e, OciError):
+                # Unreadable data is most often wrong data: if the digest is wrong, say that.
+                try:
+                    while raw.read(_PIPE_CHUNK):
+                        pass
+                except BaseException as digest_error:
+                    e = digest_error
+            self._put(e)
+
+    def _fill(self) -> bool:
+        """Make the current chunk non-empty; False at the end of the stream."""
+        while self.cpos >= len(self.chunk):
+            if self.finished:
+                return False
+            item = self.queue.get()
+            if item is None or isinstance(item, BaseException):
+                self.finished = True
+                if item is None:
+                    return False
+                raise item
+            self.chunk, self.cpos = memoryview(item), 0
+        return True
+
+    def pieces(self, size: int):
+        """Up to `size` bytes as views on the chunks, without copying them."""
+        while size > 0 and self._fill():
+            piece = self.chunk[self.cpos:self.cpos + size]
+            self.cpos += len(piece)
+            self.pos += len(piece)
+            size -= len(piece)
+            yield piece
 
     def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n if n is not None and n >= 0 else _CHUNK)
-        self.count += len(data)
-        if self.count > self.limit:
-            raise OciError(f"layer {self.layer} unpacks to more than {self.limit} bytes; refusing it "
-                           "as a decompression bomb (raise --max-layer-size if it is genuine)")
-        return data
+        """Exactly `n` bytes unless the stream ends first (as tarfile expects of a file)."""
+        if n is None or n < 0:
+            n = 1 << 62
+        return b"".join(self.pieces(n))
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Forward only: tarfile skips what it does not read, and never goes back
+        over a layer read in order."""
+        if whence == os.SEEK_CUR:
+            offset += self.pos
+        elif whence != os.SEEK_SET:
+            raise OSError("a layer stream can only be read in order")
+        if offset < self.pos:
+            raise OSError("a layer stream can only be read in order")
+        for _ in self.pieces(offset - self.pos):
+            pass
+        return self.pos
+
+    def close(self):
+        """Stop the producer early (the consumer failed); it exits at its next chunk."""
+        self.cancelled = True
 
 
 class _Peek:
@@ -89,18 +227,16 @@ class _Peek:
         return self.raw.read(n)
 
 
-def decompressed(raw, layer: str, max_bytes: int = DEFAULT_MAX_LAYER_BYTES):
+def decompressed(raw, layer: str, max_bytes: int = DEFAULT_MAX_LAYER_BYTES) -> _Pipe:
     """The tar stream inside a layer blob, by its magic: gzip, zstd or plain."""
     peek = _Peek(raw)
     if peek.head[:2] == b"\x1f\x8b":
-        import gzip
-        stream = gzip.GzipFile(fileobj=peek, mode="rb")
+        chunks = _gzip_chunks(peek, _PIPE_CHUNK)
     elif peek.head == b"\x28\xb5\x2f\xfd":
-        import zstandard
-        stream = zstandard.ZstdDecompressor().stream_reader(peek, read_across_frames=True)
+        chunks = _zstd_chunks(peek, _PIPE_CHUNK)
     else:
-        stream = peek
-    return _Bounded(stream, max_bytes, layer)
+        chunks = _plain_chunks(peek, _PIPE_CHUNK)
+    return _Pipe(peek, chunks, max_bytes, layer)
 
 
 def decompress_errors():
@@ -118,6 +254,91 @@ def split_path(name: str, layer: str, entry: str | None = None) -> list[str]:
     if ".." in parts:
         raise LayerError(layer, entry or name, "`..` would leave the rootfs")
     return parts
+
+
+class _FileWriter:
+    """Creates regular files in a second thread while the caller parses the tar.
+
+    Making an inode costs this kernel far more than anything else in a layer,
+    and the syscalls release the GIL, so two files are made at once. Each job
+    names its directory by an fd the caller resolved (and dup'ed for us) and
+    one path component, opened with O_EXCL|O_NOFOLLOW: a job can only ever
+    create a new file in that directory. The caller flushes before any entry
+    that could touch a queued path. The data are views on the decompressed
+    chunks; `budget` bounds the bytes queued.
+    """
+
+    def __init__(self, applier, budget: int = 4 << 20):
+        import queue
+        import threading
+        self.applier = applier
+        self.jobs = queue.Queue()
+        self.budget = budget
+        self.queued = 0
+        self.error = None          # (entry name, exception) of the first failure
+        self.idle = threading.Condition()
+        self.thread = threading.Thread(target=self._run, name="files", daemon=True)
+        self.thread.start()
+
+    def submit(self, job):
+        size = sum(len(piece) for piece in job[2])
+        with self.idle:
+            while self.queued and self.queued + size > self.budget:
+                self.idle.wait()
+            self.queued += size + 1
+        self.jobs.put((job, size + 1))
+
+    def _run(self):
+        while (item := self.jobs.get()) is not None:
+            job, cost = item
+            parent, name = job[0], job[6]
+            try:
+                if self.error is None:
+                    self.make(*job)
+            except BaseException as e:
+                self.error = (name, e)
+            finally:
+                os.close(parent)
+                with self.idle:
+                    self.queued -= cost
+                    self.idle.notify_all()
+
+    def make(self, parent, base, pieces, uid, gid, mode, name, pax_headers, mtime_ns) -> int:
+        """Create the file `base` in `parent` from the data `pieces`; returns its length."""
+        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=parent)
+        written = 0
+        try:
+            for piece in pieces:
+                _write_all(fd, piece)
+                written += len(piece)
+            # chown clears setuid bits and file capabilities, so it goes first.
+            os.fchown(fd, uid, gid)
+            os.fchmod(fd, mode)
+            self.applier._set_xattrs(fd, name, pax_headers)
+            os.utime(fd, ns=(mtime_ns, mtime_ns))
+        finally:
+            os.close(fd)
+        return written
+
+    def flush(self):
+        """Wait for every queued file; raise the first failure."""
+        with self.idle:
+            while self.queued:
+                self.idle.wait()
+        if self.error is not None:
+            name, e = self.error
+            self.error = None
+            if isinstance(e, OSError) and not isinstance(e, OciError):
+                if e.errno == errno.ENOSPC:
+                    raise OciError(f"no space left while unpacking layer {self.applier.layer} into "
+                                   f"{self.applier.rootfs}; free some space and run again") from None
+                raise OciError(f"layer {self.applier.layer}: entry {name!r}: {e.strerror}") from None
+            raise e
+
+    def close(self):
+        self.jobs.put(None)
+        self.thread.join()
 
 
 class LayerApplier:
@@ -140,21 +361,23 @@ class LayerApplier:
 
         `blob` is read to its end, so a verifying reader gets to check the digest.
         """
-        stream = decompressed(blob, layer, self.max_layer_bytes)
+        stream = self.stream = decompressed(blob, layer, self.max_layer_bytes)
         self.layer = layer
         self.layer_paths: set[str] = set()
         self.layer_ancestors: set[str] = set()
         self.layer_written = 0
         self.dir_times: list[tuple[list[str], int]] = []
         self.root_fd = os.open(self.rootfs, _DIR_FLAGS)
+        self.pending: set[str] = set()
+        self.writer = _FileWriter(self)
         member = None
         try:
             try:
-                with tarfile.open(fileobj=stream, mode="r|") as archive:
+                with tarfile.open(fileobj=stream, mode="r:") as archive:
                     for member in archive:
                         self._entry(archive, member)
             except (tarfile.TarError, EOFError, *decompress_errors()) as e:
-                _reveal_digest_error(blob)
+                _reveal_digest_error(stream)
                 raise OciError(f"layer {layer} is not a valid tar archive ({e}); "
                                "the image is corrupt") from None
             except OSError as e:
@@ -162,16 +385,17 @@ class LayerApplier:
                     raise OciError(f"no space left while unpacking layer {layer} into {self.rootfs}; "
                                    "free some space and run again") from None
                 if e.errno is None:  # gzip and zstd report bad data as bare OSErrors
-                    _reveal_digest_error(blob)
+                    _reveal_digest_error(stream)
                     raise OciError(f"layer {layer} cannot be decompressed ({e}); the image is corrupt") from None
                 entry = member.name if member is not None else "(start)"
                 raise OciError(f"layer {layer}: entry {entry!r}: {e.strerror}") from None
-            while stream.read(_CHUNK):
-                pass
-            while blob.read(_CHUNK):
+            self._flush()
+            while stream.read(_PIPE_CHUNK):   # the producer verifies the digest at the end
                 pass
             self._set_dir_times()
         finally:
+            stream.close()
+            self.writer.close()
             os.close(self.root_fd)
 
     # -- path resolution ------------------------------------------------
@@ -214,6 +438,10 @@ class LayerApplier:
             return
         base = parts[-1]
         path = "/".join(parts)
+        if self.pending and (not (member.isreg() or member.isdir() or member.issym())
+                             or base.startswith(WHITEOUT_PREFIX)
+                             or any("/".join(parts[:i]) in self.pending for i in range(1, len(parts) + 1))):
+            self._flush()
         parent = self._open_dir(parts[:-1], name, create=True)
         try:
             if name.rstrip("/").endswith("/.") and (st := _lstat(parent, base)) and stat.S_ISLNK(st.st_mode):
@@ -245,6 +473,8 @@ class LayerApplier:
 
     def _node(self, archive, parent, base, parts, member):
         existing = _lstat(parent, base)
+        if existing is not None and (not member.isdir() or not stat.S_ISDIR(existing.st_mode)):
+            self._flush()   # a directory being replaced may hold queued files
         if member.isdir():
             if existing is None or not stat.S_ISDIR(existing.st_mode):
                 if existing is not None:
@@ -265,14 +495,31 @@ class LayerApplier:
             if self.layer_written > self.max_layer_bytes:
                 raise OciError(f"layer {self.layer} unpacks to more than {self.max_layer_bytes} bytes; "
                                "refusing it as a decompression bomb (raise --max-layer-size if it is genuine)")
+            if not member.issparse():
+                # Straight from the decompressed chunks: tarfile's file objects copy them twice.
+                self.stream.seek(member.offset_data)
+                uid = _shift(self.uid_map, member.uid, "uid", self.layer, member.name)
+                gid = _shift(self.gid_map, member.gid, "gid", self.layer, member.name)
+                metadata = (uid, gid, member.mode & 0o7777, member.name, member.pax_headers,
+                            int(member.mtime * 1e9))
+                if member.size > _QUEUED_FILE_MAX:
+                    # Big files are written here as they stream by: queued, they would sit in memory.
+                    written = self.writer.make(parent, base, self.stream.pieces(member.size), *metadata)
+                else:
+                    pieces = list(self.stream.pieces(member.size))
+                    written = sum(len(piece) for piece in pieces)
+                    if written == member.size:
+                        self.writer.submit((os.dup(parent), base, pieces, *metadata))
+                        self.pending.add("/".join(parts))
+                if written != member.size:
+                    raise tarfile.ReadError("unexpected end of data")
+                self.size += member.size
+                return
             fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o600, dir_fd=parent)
             try:
                 source = archive.extractfile(member)
-                while True:
-                    data = source.read(_CHUNK)
-                    if not data:
-                        break
+                while data := source.read(_PIPE_CHUNK):
                     _write_all(fd, data)
                 self.size += member.size
                 self._metadata_fd(fd, member)
@@ -333,8 +580,15 @@ class LayerApplier:
         os.fchmod(fd, member.mode & 0o7777)
         self._xattrs(fd, member)
 
+    def _flush(self):
+        self.writer.flush()
+        self.pending.clear()
+
     def _xattrs(self, target, member):
-        for key, value in member.pax_headers.items():
+        self._set_xattrs(target, member.name, member.pax_headers)
+
+    def _set_xattrs(self, target, entry: str, pax_headers: dict):
+        for key, value in pax_headers.items():
             if not key.startswith("SCHILY.xattr."):
                 continue
             name = key[len("SCHILY.xattr."):]
@@ -343,7 +597,7 @@ class LayerApplier:
                 os.setxattr(target, name, raw)
             except OSError as e:
                 if e.errno in (errno.EPERM, errno.ENOTSUP, errno.EACCES, errno.EINVAL):
-                    self.warn(f"layer {self.layer}: could not set xattr {name} on {member.name}: {e.strerror}")
+                    self.warn(f"layer {self.layer}: could not set xattr {name} on {entry}: {e.strerror}")
                 else:
                     raise
 
@@ -376,14 +630,20 @@ class LayerApplier:
                 os.close(parent)
 
 
-def _reveal_digest_error(blob):
+def _reveal_digest_error(stream):
     """Unreadable data is most often wrong data: if the digest is wrong, say that.
 
-    Reading the rest of the blob lets the verifying reader raise its error
-    (and evict a damaged cache entry); the declared size bounds the reading.
+    Letting the producer read the rest of the blob lets the verifying reader
+    raise its error (and evict a damaged cache entry); the declared size and
+    the decompression bound limit the reading.
     """
-    while blob.read(_CHUNK):
-        pass
+    try:
+        while stream.read(_PIPE_CHUNK):
+            pass
+    except OciError:
+        raise
+    except Exception:
+        pass   # the damage itself is what the caller reports
 
 
 def _write_all(fd, data):

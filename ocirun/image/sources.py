@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import OciError
-from .cache import BlobCache, Download, VerifyingReader
+from .cache import BlobCache, Download, VerifyingReader, VerifyingWriter, stop_downloads
 from .reference import Reference, validate_digest
 from .registry import INDEX_TYPES, SCHEMA1_TYPES, RegistryClient
 
@@ -151,28 +151,40 @@ class RegistrySource:
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="layer")
         readers = []
         downloads = []
-        for index, descriptor in enumerate(layers):
-            digest, size = descriptor["digest"], descriptor["size"]
-            what = f"layer {digest}"
-            if self.cache.has(digest, size):
-                if progress:
-                    progress(index, size, size, cached=True)
-                readers.append(self.cache.open_verified(digest, size, what))
-                continue
-            temp = self.cache.new_temp(digest)
-            open(temp, "wb").close()
-            download = Download(temp)
-            downloads.append(download)
-            pool.submit(self._download, descriptor, download, index, progress)
-            readers.append(VerifyingReader(download.reader(), digest, size, what))
-        pool.shutdown(wait=False)
+        try:
+            for index, descriptor in enumerate(layers):
+                digest, size = descriptor["digest"], descriptor["size"]
+                what = f"layer {digest}"
+                if self.cache.has(digest, size):
+                    if progress:
+                        progress(index, size, size, cached=True)
+                    readers.append(self.cache.open_verified(digest, size, what))
+                    continue
+                temp = self.cache.new_temp(digest)
+                open(temp, "wb").close()
+                download = Download(temp)
+                downloads.append(download)
+                download.future = pool.submit(self._download, descriptor, download, index, progress)
+                readers.append(VerifyingReader(download.reader(), digest, size, what))
+        except BaseException:
+            # e.g. ^C or SIGTERM while the first downloads already run: the caller never sees them.
+            for download in downloads:
+                if download.future is None or download.future.cancel():   # never started
+                    _unlink(download.path)
+                    download.finish()
+            stop_downloads(downloads)
+            raise
+        finally:
+            pool.shutdown(wait=False)
         return readers, downloads
 
     def _download(self, descriptor: dict, download: Download, index: int, progress):
         digest, size = descriptor["digest"], descriptor["size"]
         temp = download.path
         try:
-            with open(temp, "r+b") as out:
+            with open(temp, "r+b") as f:
+                out = VerifyingWriter(f, digest, size, f"layer {digest}")
+
                 def grew(written):
                     if download.cancelled:
                         raise OciError(f"download of layer {digest} cancelled")
@@ -181,9 +193,8 @@ class RegistrySource:
                         progress(index, written, size)
                 self.client.fetch_blob(self.ref.repository, descriptor, out, progress=grew)
                 out.flush()
-                os.fsync(out.fileno())
-            with open(temp, "rb") as f:
-                VerifyingReader(f, digest, size, f"layer {digest}").drain()
+                out.check()
+                os.fsync(f.fileno())
             self.cache.commit(temp, digest)
             download.finish()
         except BaseException as e:

@@ -6,11 +6,12 @@ can still use it after pivot_root, when the host's /usr/lib is out of reach.
 """
 
 import ctypes
-import ctypes.util
 import errno
 import os
 
-_lib = ctypes.CDLL(ctypes.util.find_library("seccomp") or "libseccomp.so.2", use_errno=True)
+# By soname: ctypes.util.find_library would run `ldconfig -p` in a subprocess
+# on every ocirun start.
+_lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
 
 # Action values from seccomp.h (the kernel's SECCOMP_RET_* as libseccomp names them).
 ACT_KILL_PROCESS = 0x80000000

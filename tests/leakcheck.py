@@ -1,9 +1,12 @@
-"""The suite's last test: nothing that the runtime or the tests made is left behind."""
+"""The suite's leak check: nothing that the runtime or the tests made is left behind.
+
+Run from conftest.py's pytest_sessionfinish, i.e. after every fixture of
+every scope has been torn down (a last test item would still see the
+session-scoped engines and registries alive).
+"""
 
 import os
 from pathlib import Path
-
-import pytest
 
 from ocitest import TEST_CGROUP_PARENT, TEST_ROOT
 
@@ -47,13 +50,11 @@ def _leftover_state() -> list[str]:
     return [str(p) for p in TEST_ROOT.rglob("*")]
 
 
-@pytest.mark.leakcheck
-def test_nothing_left_behind():
+def find_leaks() -> dict[str, list[str]]:
     leaks = {
         "mounts": _our_mounts(),
         "processes": _runtime_processes(),
         "cgroups": _leftover_cgroups(),
         "state dirs": _leftover_state(),
     }
-    assert not any(leaks.values()), "the test suite left these behind: " + repr(
-        {k: v for k, v in leaks.items() if v})
+    return {kind: found for kind, found in leaks.items() if found}
