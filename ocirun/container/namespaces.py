@@ -87,14 +87,24 @@ def check_namespace_path(ns_type: str, path: str, where: str) -> None:
         raise ConfigError(f"{where}.path", f"{path} is a {actual_name} namespace, not {ns_type}")
 
 
-def join_namespaces(plan: NamespacePlan) -> None:
-    for ns_type, path in plan.join:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            sysns.setns(fd, sysns.NAMESPACES[ns_type][0])
-        except OSError as e:
-            raise OciError(f"cannot join {ns_type} namespace {path}: {os.strerror(e.errno)}") from None
-        finally:
+def join_namespaces(namespaces: list[tuple[str, str]]) -> None:
+    """setns into each (type, path), in the order given (see JOIN_ORDER).
+
+    Every path is opened first: once we are in another mount namespace, the
+    /proc/PID/ns paths of the host may no longer be reachable.
+    """
+    opened = []
+    try:
+        for ns_type, path in namespaces:
+            opened.append((ns_type, path, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+        for ns_type, path, fd in opened:
+            try:
+                sysns.setns(fd, sysns.NAMESPACES[ns_type][0])
+            except OSError as e:
+                raise OciError(f"cannot join {ns_type} namespace {path}: "
+                               f"{os.strerror(e.errno)}") from None
+    finally:
+        for _, _, fd in opened:
             os.close(fd)
 
 

@@ -20,12 +20,7 @@ from ..sys import ns
 from ..sys.mount import fd_path, why
 from . import devices, mounts, safepath, sysctl
 
-PROPAGATION = {
-    "private": m.MS_PRIVATE, "rprivate": m.MS_PRIVATE | m.MS_REC,
-    "shared": m.MS_SHARED, "rshared": m.MS_SHARED | m.MS_REC,
-    "slave": m.MS_SLAVE, "rslave": m.MS_SLAVE | m.MS_REC,
-    "unbindable": m.MS_UNBINDABLE, "runbindable": m.MS_UNBINDABLE | m.MS_REC,
-}
+PROPAGATION = mounts.PROPAGATION_OPTIONS
 
 # Files below /proc an engine may cover (lxcfs does), and nothing else: a
 # bind over other /proc entries could hide what masking relies on.

@@ -144,7 +144,7 @@ def _stage1(channel: Channel, options) -> None:
     process.make_non_dumpable()
     plan = options.ns_plan
     channel.expect("cgroup-joined")
-    namespaces.join_namespaces(plan)
+    namespaces.join_namespaces(plan.join)
     if plan.new_user:
         namespaces.unshare(sysns.CLONE_NEWUSER, "user")
         channel.send("userns-created")

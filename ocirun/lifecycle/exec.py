@@ -17,7 +17,6 @@ from ..container import console
 from ..container.init import exec_prepared
 from ..errors import OciError
 from ..state import Store
-from ..sys import ns as sysns
 from .common import load_manager
 from .run import become_subreaper, forward_signals, wait_for
 
@@ -123,16 +122,9 @@ def _join_and_fork(channel: Channel, state, plan, proc: dict, console_sock, pres
     process.make_non_dumpable()
     channel.expect("cgroup-joined")
     paths = state.namespace_paths
-    # setns into a mount namespace also moves our root to the container's rootfs.
-    ns_fds = [(ns_type, os.open(paths[ns_type], os.O_RDONLY | os.O_CLOEXEC))
-              for ns_type in namespaces.JOIN_ORDER if ns_type in paths]
-    for ns_type, fd in ns_fds:
-        try:
-            sysns.setns(fd, sysns.NAMESPACES[ns_type][0])
-        except OSError as e:
-            raise OciError(f"cannot join the container's {ns_type} namespace: {e.strerror}") from None
-        finally:
-            os.close(fd)
+    # Joining the mount namespace (last) also moves our root to the container's rootfs.
+    namespaces.join_namespaces([(ns_type, paths[ns_type])
+                                for ns_type in namespaces.JOIN_ORDER if ns_type in paths])
     pid = os.fork()
     if pid == 0:
         try:
