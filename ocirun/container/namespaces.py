@@ -84,7 +84,7 @@ def check_namespace_path(ns_type: str, path: str, where: str) -> None:
     expected = sysns.NAMESPACES[ns_type][0]
     if actual != expected:
         actual_name = next((n for n, (flag, _) in sysns.NAMESPACES.items() if flag == actual), hex(actual))
-        raise ConfigError(f"{where}.path", f"{path} is a {actual_name} namespace, not {ns_type}")
+        raise ConfigError(f"{where}.path", f"{path} is a namespace of type {actual_name}, not {ns_type}")
 
 
 def join_namespaces(namespaces: list[tuple[str, str]]) -> None:
