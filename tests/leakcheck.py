@@ -5,9 +5,11 @@ every scope has been torn down (a last test item would still see the
 session-scoped engines and registries alive).
 """
 
+import json
 import os
 from pathlib import Path
 
+from ocirun.state import DEFAULT_ROOT
 from ocitest import TEST_CGROUP_PARENT, TEST_ROOT
 
 
@@ -45,9 +47,17 @@ def _leftover_cgroups() -> list[str]:
 
 
 def _leftover_state() -> list[str]:
-    if not TEST_ROOT.exists():
-        return []
-    return [str(p) for p in TEST_ROOT.rglob("*")]
+    leftovers = [str(p) for p in TEST_ROOT.rglob("*")] if TEST_ROOT.exists() else []
+    # podman drives ocirun with its default --root: containers of the tests'
+    # own podman (bundles under TEST_ROOT) must be gone from there too.
+    for state_file in Path(DEFAULT_ROOT).glob("*/state.json"):
+        try:
+            bundle = json.loads(state_file.read_text()).get("bundle", "")
+        except (OSError, ValueError):
+            continue
+        if bundle.startswith(str(TEST_ROOT)):
+            leftovers.append(str(state_file.parent))
+    return leftovers
 
 
 def find_leaks() -> dict[str, list[str]]:
