@@ -1,7 +1,7 @@
 """The `ocirun` entry point: turn every failure into one line and an exit status.
 
 Engines call `state`, `start`, `kill`, `delete` and `create` many times per
-container, and every call pays Python's start-up. So those commands, when
+container (and `list` is how people look), and every call pays Python's start-up. So those commands, when
 written the way engines write them, are parsed here by a small table-driven
 parser and never import click; anything else (help, unusual spellings, the
 other commands) goes to the click application in cli.py, which is the
@@ -34,6 +34,8 @@ FAST_COMMANDS = {
     "create": (CREATE_FLAGS, ["container_id"]),
     "run": ({**CREATE_FLAGS, "--detach": ("detach", False), "-d": ("detach", False)},
             ["container_id"]),
+    "list": ({"--format": ("fmt", True), "-f": ("fmt", True),
+              "--quiet": ("quiet", False), "-q": ("quiet", False)}, []),
 }
 
 
@@ -85,8 +87,10 @@ def parse_fast(argv: list[str]) -> tuple[dict, str, dict]:
         else:
             positionals.append(arg)
         j += 1
-    if not positionals or len(positionals) > len(positional_names):
+    if len(positionals) > len(positional_names) or (positional_names and not positionals):
         raise NotFast("arguments")
+    if params.get("fmt", "table") not in ("table", "json"):
+        raise NotFast("--format")
     params.update(zip(positional_names, positionals))
     if "preserve_fds" in params:
         if not params["preserve_fds"].isdigit():
@@ -115,6 +119,11 @@ def run_fast(globals_: dict, command: str, params: dict) -> int:
     elif command == "create":
         from .lifecycle.create import create
         create(store, systemd_cgroup=systemd, **_create_params(params))
+    elif command == "list":
+        from .lifecycle.query import list_containers
+        output = list_containers(store, params.get("fmt", "table"), params.get("quiet", False))
+        if output:
+            sys.stdout.write(output + "\n")
     elif command == "run":
         from .lifecycle.run import run
         detach = params.pop("detach", False)

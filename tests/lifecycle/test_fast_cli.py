@@ -42,6 +42,8 @@ def test_global_flags_are_click_flags():
     (["create", "--bundle", "/b", "--pid-file=/p", "c1", "--preserve-fds", "2"],
      ({}, "create", {"bundle": "/b", "pid_file": "/p", "container_id": "c1", "preserve_fds": 2})),
     (["delete", "-f", "c1"], ({}, "delete", {"force": True, "container_id": "c1"})),
+    (["list", "-q"], ({}, "list", {"quiet": True})),
+    (["list", "--format", "json"], ({}, "list", {"fmt": "json"})),
 ])
 def test_fast_parse(argv, expected):
     assert main.parse_fast(argv) == expected
@@ -50,7 +52,7 @@ def test_fast_parse(argv, expected):
 @pytest.mark.parametrize("argv", [
     ["state"], ["state", "a", "b"], ["state", "--help", "c"], ["--version"], ["exec", "c", "ls"],
     ["--unknown", "state", "c"], ["create", "c", "--preserve-fds", "x"], ["kill", "c", "9", "x"],
-    ["create", "c", "--bundle"],
+    ["create", "c", "--bundle"], ["list", "extra"], ["list", "--format", "yaml"],
 ])
 def test_everything_else_goes_to_click(argv):
     with pytest.raises(main.NotFast):
