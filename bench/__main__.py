@@ -26,6 +26,7 @@ from .common import (
     log,
     remove_cgroups,
 )
+from engines_cleanup import existing_globals, remove_new_globals  # on sys.path through .common
 
 SECTIONS = ("cycle", "ops", "scale", "engines", "images", "profile")
 FULL = {"cycle": 100, "ops": 20, "scale": 200, "engines": 10, "images": 3}
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="ocirun-bench-"))
     roots = Path(f"/run/ocirun-bench/{os.getpid()}")
     runtimes = [Runtime("ocirun", OCIRUN, roots / "ocirun"), Runtime("runc", RUNC, roots / "runc")]
-    existed = engines.existing_globals()
+    existed = existing_globals()
     rows: list[Row] = []
     profile_lines: list[str] = []
     started = time.monotonic()
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
             roots.parent.rmdir()
         except OSError:
             pass
-        engines.remove_new_globals(existed)
+        remove_new_globals(existed)
         shutil.rmtree(work, ignore_errors=True)
 
     settings = {"quick": args.quick, "counts": counts, "sections": only,

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# The engine tests' host clean-up serves the benchmark too (same engines, same leftovers).
+sys.path.insert(0, str(REPO / "tests" / "engines"))
+from engines_cleanup import remove_cgroup_tree, unmount_under  # noqa: E402,F401 - unmount_under is used by images and engines
 VENV_BIN = Path(sys.executable).parent
 OCIRUN = os.environ.get("OCIRUN_BIN", str(VENV_BIN / "ocirun"))
 BUNDLE_FROM_HUB = os.environ.get("BUNDLE_FROM_HUB_BIN", str(VENV_BIN / "bundle-from-hub"))
@@ -171,41 +174,9 @@ def make_bundle(parent: Path, name: str, args=("/bin/true",)) -> Path:
 
 
 def remove_cgroups(name: str = CGROUP_PARENT):
-    """Remove the cgroup tree NAME in every hierarchy, killing what still runs
-    in it: only the benchmark puts anything there."""
-    for ctrl in CGROUP_ROOT.iterdir():
-        top = ctrl / name
-        if not top.is_dir():
-            continue
-        dirs = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts),
-                      reverse=True) + [top]
-        for d in dirs:
-            if (d / "freezer.state").exists():
-                (d / "freezer.state").write_text("THAWED")
-        for d in dirs:
-            for _ in range(100):
-                try:
-                    pids = (d / "cgroup.procs").read_text().split()
-                except OSError:
-                    break
-                if not pids:
-                    break
-                for pid in pids:
-                    _kill(int(pid))
-                time.sleep(0.05)
-            try:
-                d.rmdir()
-            except OSError:
-                pass
-
-
-def unmount_under(prefix: str):
-    """Lazily unmount everything mounted below PREFIX, deepest first."""
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    for point in sorted({p for p in points if p.startswith(prefix.rstrip("/") + "/")},
-                        key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+    """Remove the cgroup tree NAME, killing what still runs in it: only the
+    benchmark puts anything there."""
+    remove_cgroup_tree(name)
 
 
 def log(msg: str):

@@ -5,14 +5,12 @@ benchmark's own. The image is the engine tests' offline busybox archive."""
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from .common import (
     CGROUP_PARENT,
     OCIRUN,
-    REPO,
     RUNC,
     Row,
     log,
@@ -21,8 +19,7 @@ from .common import (
     unmount_under,
 )
 
-sys.path.insert(0, str(REPO / "tests" / "engines"))
-from engines_images import write_oci_archive
+from engines_images import write_oci_archive  # noqa: E402 - on sys.path through .common
 
 IMAGE = "localhost/ocirun-bench/busybox:latest"
 RUNTIMES = {"ocirun": OCIRUN, "runc": RUNC}
@@ -62,31 +59,6 @@ def _kill_processes_with_arg(arg: str):
 
 # Engine-wide paths podman and containerd create outside the roots we give
 # them; removed afterwards only when the benchmark created them.
-GLOBAL_LEFTOVERS = ["/var/lib/containers/cache", "/run/containers/networks",
-                    "/dev/shm/libpod_lock", "/run/containerd/fifo", "/run/containerd/s"]
-GLOBAL_PARENTS = ["/var/lib/containers", "/run/containers", "/run/containerd"]
-
-
-def existing_globals() -> set:
-    return {p for p in GLOBAL_LEFTOVERS + GLOBAL_PARENTS if os.path.lexists(p)}
-
-
-def remove_new_globals(existed: set):
-    for path in GLOBAL_LEFTOVERS:
-        if path in existed or not os.path.lexists(path):
-            continue
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.unlink(path)
-    for path in GLOBAL_PARENTS:
-        if path not in existed:
-            try:
-                os.rmdir(path)
-            except OSError:
-                pass
-
-
 def _compare(name, runtimes_cmds, repeats, target, target_text) -> list[Row]:
     """RUNTIMES_CMDS: {runtime: function(i) -> command}; alternated, medians."""
     times = {r: [] for r in runtimes_cmds}

@@ -13,18 +13,9 @@ import time
 
 import pytest
 
+from engines_cleanup import existing_globals, remove_cgroup_tree, remove_new_globals, unmount_under
 from engines_images import write_oci_archive
 from engines_support import (APP_IMAGE, CGROUP_PARENT, IMAGE, NAMESPACE, RUNTIMES)
-
-CGROUP_ROOT = pathlib.Path("/sys/fs/cgroup")
-# Engine-wide paths podman and containerd create outside the roots we give
-# them; removed at the end only when this session created them.
-GLOBAL_LEFTOVERS = [
-    "/var/lib/containers/cache", "/run/containers/networks", "/dev/shm/libpod_lock",
-    "/run/containerd/fifo", "/run/containerd/s",
-]
-# Their parents go only once empty: something else may use them.
-GLOBAL_PARENTS = ["/var/lib/containers", "/run/containers", "/run/containerd"]
 
 def _require(*programs):
     missing = [p for p in programs if shutil.which(p) is None]
@@ -35,45 +26,6 @@ def _require(*programs):
 @pytest.fixture(params=sorted(RUNTIMES))
 def runtime(request):
     return request.param
-
-
-def _mounts_under(prefix):
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    return sorted({p for p in points if p == prefix or p.startswith(prefix + "/")},
-                  key=len, reverse=True)
-
-
-def _unmount_under(prefix):
-    for point in _mounts_under(prefix):
-        subprocess.run(["umount", "-l", point], capture_output=True)
-
-
-def _remove_cgroups(name):
-    """Remove the cgroup tree NAME in every hierarchy, killing what still runs
-    in it: everything there was started by these tests (a runtime that hung
-    can leave a container behind)."""
-    for ctrl in CGROUP_ROOT.iterdir():
-        top = ctrl / name
-        if not top.is_dir():
-            continue
-        dirs = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts),
-                      reverse=True) + [top]
-        for d in dirs:
-            if (d / "freezer.state").exists():
-                (d / "freezer.state").write_text("THAWED")
-        for d in dirs:
-            for _ in range(100):
-                pids = (d / "cgroup.procs").read_text().split()
-                if not pids:
-                    break
-                for pid in pids:
-                    try:
-                        os.kill(int(pid), signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                time.sleep(0.05)
-            d.rmdir()
 
 
 def _kill_processes_with_arg(arg):
@@ -130,29 +82,17 @@ def _pids_with_arg(arg):
 @pytest.fixture(scope="session")
 def engines_session():
     """Leftover bookkeeping shared by both engines."""
-    existed = {p for p in GLOBAL_LEFTOVERS + GLOBAL_PARENTS if os.path.lexists(p)}
+    existed = existing_globals()
     # podman's default network (netavark) installs firewall chains it never removes.
     chains_before = _iptables_chains("NETAVARK")
     base = pathlib.Path(f"/run/ocirun-test/engines-{os.getpid()}")
     base.mkdir(parents=True, exist_ok=True)
     yield base
-    _unmount_under(str(base))
+    unmount_under(str(base))
     shutil.rmtree(base, ignore_errors=True)
-    _remove_cgroups(CGROUP_PARENT)
+    remove_cgroup_tree(CGROUP_PARENT)
     _remove_iptables_chains(_iptables_chains("NETAVARK") - chains_before)
-    for path in GLOBAL_LEFTOVERS:
-        if path in existed or not os.path.lexists(path):
-            continue
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.unlink(path)
-    for path in GLOBAL_PARENTS:
-        if path not in existed:
-            try:
-                os.rmdir(path)
-            except OSError:
-                pass
+    remove_new_globals(existed)
 
 
 @pytest.fixture(scope="session")
@@ -355,7 +295,7 @@ def containerd_session(engines_session, image_archives):
         engine.remove_all()
     finally:
         engine.stop()
-        _unmount_under(str(engine.base))
+        unmount_under(str(engine.base))
         shutil.rmtree(engine.base, ignore_errors=True)
 
 
