@@ -1,21 +1,17 @@
-"""Capability system calls: capset/capget (v3), the bounding and ambient sets,
-keepcaps, no_new_privs and dumpable.
+"""Capability system calls: capset/capget (v3), the bounding and ambient sets.
 
-All through ctypes rather than python-prctl: importing that module builds its
-capability tables and costs every ocirun start (and the waiting container init)
-time and memory, for five one-line prctl calls.
+python-prctl covers keepcaps, no_new_privs, dumpable and the bounding set; it has
+no ambient-set calls and sets capability sets one flag at a time, so capset and
+PR_CAP_AMBIENT go through ctypes here.
 """
 
 import ctypes
 
+import prctl
+
 from .libc import check, libc, syscall
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
-PR_SET_DUMPABLE = 4
-PR_SET_KEEPCAPS = 8
-PR_CAPBSET_READ = 23
-PR_CAPBSET_DROP = 24
-PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
@@ -56,18 +52,18 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
     syscall("capset", ctypes.byref(header), data)
 
 
+def bounding_has(cap: int) -> bool:
+    return bool(prctl.capbset_read(cap))
+
+
+def bounding_drop(cap: int) -> None:
+    prctl.capbset_drop(cap)
+
+
 def _prctl(option: int, arg2: int, arg3: int = 0) -> int:
     libc.prctl.restype = ctypes.c_int
     return check(libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
                             ctypes.c_ulong(0), ctypes.c_ulong(0)), "prctl")
-
-
-def bounding_has(cap: int) -> bool:
-    return bool(_prctl(PR_CAPBSET_READ, cap))
-
-
-def bounding_drop(cap: int) -> None:
-    _prctl(PR_CAPBSET_DROP, cap)
 
 
 def ambient_clear() -> None:
@@ -79,12 +75,12 @@ def ambient_raise(cap: int) -> None:
 
 
 def set_keepcaps(on: bool) -> None:
-    _prctl(PR_SET_KEEPCAPS, int(on))
+    prctl.set_keepcaps(on)
 
 
 def set_no_new_privs() -> None:
-    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    prctl.set_no_new_privs(1)
 
 
 def set_dumpable(on: bool) -> None:
-    _prctl(PR_SET_DUMPABLE, int(on))
+    prctl.set_dumpable(on)
