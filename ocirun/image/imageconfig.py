@@ -188,6 +188,8 @@ def runtime_config(image: dict, rootfs: str, command: list[str] | None = None,
             raise OciError(f"image config: Volume {volume!r} is not absolute; fix the image")
         if volume in taken:
             continue
+        # tmpcopyup: like docker's anonymous volumes, the tmpfs starts out with
+        # what the image has at that path.
         spec["mounts"].append({"destination": volume, "type": "tmpfs", "source": "tmpfs",
-                               "options": ["nosuid", "nodev", "mode=755"]})
+                               "options": ["nosuid", "nodev", "mode=755", "tmpcopyup"]})
     return spec

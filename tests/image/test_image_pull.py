@@ -45,7 +45,7 @@ def test_busybox_bundle(registries, images, tmp_path, cache_dir):
     assert annotations["org.opencontainers.image.stopSignal"] == "SIGTERM"
     assert annotations["org.opencontainers.image.architecture"] == parse_platform(None)["architecture"]
     assert {"destination": "/data", "type": "tmpfs", "source": "tmpfs",
-            "options": ["nosuid", "nodev", "mode=755"]} in spec["mounts"]
+            "options": ["nosuid", "nodev", "mode=755", "tmpcopyup"]} in spec["mounts"]
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")], "temporary directory left behind"
 
 

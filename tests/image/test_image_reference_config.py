@@ -119,7 +119,8 @@ def test_conversion(rootfs):
         "org.opencontainers.image.author": "label", "org.opencontainers.image.created": "2024-01-01T00:00:00Z",
         "org.opencontainers.image.stopSignal": "SIGQUIT", "org.opencontainers.image.exposedPorts": "8080/tcp",
         "x": "y"}
-    assert [m for m in spec["mounts"] if m["destination"] == "/cache"][0]["type"] == "tmpfs"
+    cache_mount = [m for m in spec["mounts"] if m["destination"] == "/cache"][0]
+    assert cache_mount["type"] == "tmpfs" and "tmpcopyup" in cache_mount["options"]
     assert len([m for m in spec["mounts"] if m["destination"] == "/proc"]) == 1
     assert spec["linux"]["namespaces"] and spec["linux"]["maskedPaths"]
     override = runtime_config(image, str(rootfs), command=["sh"], tty=True)["process"]
