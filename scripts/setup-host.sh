@@ -13,6 +13,7 @@ APT_PACKAGES=(
   runc crun        # side-by-side comparison in conformance/ and bench/
   docker-registry skopeo umoci   # local registry and image tooling for tests and bench
   podman conmon containerd uidmap   # engines that drive ocirun in the engine tests
+  netavark aardvark-dns catatonit   # podman's default network and --init, named in case recommends are off
   iproute2 procps util-linux
   time debootstrap   # bench: peak RSS (GNU time) and the Debian base image
 )
@@ -24,7 +25,9 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # With recommends: podman's bring netavark (its default network), catatonit
+  # (--init) and slirp4netns, which the engine tests use.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # Debian starts these services on install; the tests start their own instances.
 for svc in docker-registry containerd; do
