@@ -12,6 +12,14 @@ import socket
 from ..errors import OciError
 
 
+class InitExited(OciError):
+    """The other end closed without a word: the process died."""
+
+    def __init__(self):
+        super().__init__("container init exited before it was ready; see the container's "
+                         "stderr (or --log) for why")
+
+
 class Channel:
     def __init__(self, sock: socket.socket):
         self.sock = sock
@@ -42,8 +50,7 @@ class Channel:
         """Receive a message of one of `types`; a peer's "error" becomes our OciError."""
         message = self.recv()
         if message is None:
-            raise OciError("container init exited before it was ready; see the container's stderr "
-                           "(or --log) for why")
+            raise InitExited()
         if message["type"] == "error":
             raise OciError(message["message"], exit_code=message.get("exit_code"))
         if message["type"] not in types:

@@ -18,7 +18,7 @@ import time
 from ..config.load import load_bundle
 from ..container import init as container_init
 from ..container import namespaces, process, rootfs
-from ..container.channel import Channel, report_error_and_exit
+from ..container.channel import Channel, InitExited, report_error_and_exit
 from ..errors import OciError
 from ..hooks import oci_state, run_hooks
 from ..log import logger
@@ -110,6 +110,11 @@ def _launch(state: ContainerState, options, manager) -> None:
     child.close()
     try:
         _drive(parent, stage1, state, options, manager)
+    except InitExited:
+        if manager.oom_count():
+            raise OciError("container init was OOM-killed while setting up: "
+                           "config.json: linux.resources.memory.limit is too low") from None
+        raise
     finally:
         parent.close()
         try:

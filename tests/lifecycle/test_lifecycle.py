@@ -261,3 +261,16 @@ def test_spec_writes_a_runnable_default(ocirun, tmp_path):
 def test_version(ocirun):
     out = ocirun("--version", check=True).stdout
     assert out.startswith("ocirun version ") and "spec: 1.2" in out
+
+
+def test_memory_limit_too_low_for_init(ocirun, make_bundle):
+    bundle = make_bundle(args=["true"])
+    config = json.loads((bundle / "config.json").read_text())
+    config["linux"]["resources"]["memory"] = {"limit": 4096}
+    (bundle / "config.json").write_text(json.dumps(config))
+    result = ocirun("run", "tiny", "-b", bundle)
+    assert result.returncode != 0
+    # The kernel either refuses the limit or OOM-kills init: either way the field is named.
+    assert "linux.resources.memory.limit" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not os.path.exists(os.path.join(ocirun.root, "tiny"))
