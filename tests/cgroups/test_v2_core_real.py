@@ -4,12 +4,13 @@ program and removal only need the core of cgroup2, which a hybrid host has too."
 import os
 import subprocess
 import time
-import uuid
 
 import pytest
 
-from ocirun.cgroups import manager_from_state, new_manager, signal_all
+from ocirun.cgroups import manager_from_state, signal_all
 from ocirun.errors import OciError
+
+from cgroup_workbench import workbench
 
 pytestmark = pytest.mark.root
 
@@ -27,37 +28,8 @@ def v2_manager():
     if root is None or os.geteuid() != 0:
         pytest.skip("needs root and a cgroup2 mount")
     # Our own parent, so that delegating controllers never writes to the host's cgroups.
-    parent = os.path.join(root, "ocirun-test-cgroups")
-    os.makedirs(parent, exist_ok=True)
-    managers, procs = [], []
-
-    def make():
-        m = new_manager("t", f"/ocirun-test-cgroups/{uuid.uuid4().hex[:12]}", root=root)
-        m.create()
-        managers.append(m)
-        return m
-
-    def spawn(m, script, **kw):
-        proc = subprocess.Popen(["/bin/busybox", "sh", "-c", f"read go; {script}"],
-                                stdin=subprocess.PIPE, **kw)
-        procs.append(proc)
-        m.apply(proc.pid)
-        proc.stdin.write(b"go\n")
-        proc.stdin.close()
-        return proc
-
-    yield make, spawn
-    for m in managers:
-        signal_all(m, 9)
-    for proc in procs:
-        proc.kill()
-        proc.wait()
-    for m in managers:
-        m.destroy()
-    try:
-        os.rmdir(parent)
-    except OSError:
-        pass  # a concurrent run of these tests still has a cgroup in it
+    with workbench(root) as tools:
+        yield tools
 
 
 def test_placement_and_removal(v2_manager):

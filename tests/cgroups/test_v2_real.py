@@ -4,11 +4,10 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
-from ocirun.cgroups import new_manager, signal_all
+from cgroup_workbench import workbench
 
 pytestmark = pytest.mark.root
 MiB = 1 << 20
@@ -32,31 +31,8 @@ def v2():
     if root is None or os.geteuid() != 0:
         pytest.skip("no cgroup v2 hierarchy with the memory, pids and cpu controllers on this host "
                     "(a hybrid host keeps them on v1)")
-    managers, procs = [], []
-
-    def manager():
-        m = new_manager("t", f"/ocirun-test-cgroups/{uuid.uuid4().hex[:12]}", root=root)
-        m.create()
-        managers.append(m)
-        return m
-
-    def spawn(m, script, **kw):
-        proc = subprocess.Popen(["/bin/busybox", "sh", "-c", f"read go; {script}"],
-                                stdin=subprocess.PIPE, **kw)
-        procs.append(proc)
-        m.apply(proc.pid)
-        proc.stdin.write(b"go\n")
-        proc.stdin.close()
-        return proc
-
-    yield manager, spawn
-    for m in managers:
-        signal_all(m, 9)
-    for proc in procs:
-        proc.kill()
-        proc.wait()
-    for m in managers:
-        m.destroy()
+    with workbench(root) as tools:
+        yield tools
 
 
 def test_oom_kill_is_counted(v2):
