@@ -57,11 +57,3 @@ def run_hook(hook: dict, state: dict, where: str) -> None:
         reason = f"exit status {proc.returncode}" if proc.returncode > 0 else \
             f"killed by signal {-proc.returncode}"
         raise OciError(f"{where}: {path} failed ({reason})" + (f": {detail[-1]}" if detail else ""))
-
-
-def oci_state(state, status: str) -> dict:
-    """The spec's state document (runtime.md "State") for a ContainerState."""
-    return {"ociVersion": state.config.get("ociVersion", "1.2.0"), "id": state.id, "status": status,
-            "pid": state.pid, "bundle": state.bundle, "annotations": state.annotations}
-
-

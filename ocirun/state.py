@@ -13,6 +13,7 @@ import json
 import os
 import re
 
+from . import OCI_VERSION
 from .errors import OciError
 
 DEFAULT_ROOT = "/run/ocirun"
@@ -64,6 +65,12 @@ class ContainerState:
 
     def to_json(self) -> dict:
         return {name: getattr(self, name) for name in self.FIELDS}
+
+    def spec_state(self, status: str) -> dict:
+        """The spec's state document (runtime.md "State"): what hooks get on
+        stdin, and the core of what `ocirun state` prints."""
+        return {"ociVersion": OCI_VERSION, "id": self.id, "pid": self.pid, "status": status,
+                "bundle": self.bundle, "annotations": self.annotations}
 
 
 def process_start_time(pid: int) -> int | None:

@@ -60,6 +60,6 @@ def teardown(store: Store, state: ContainerState, run_poststop: bool = True) -> 
             time.sleep(0.01)
         manager.destroy()
     if run_poststop:
-        from ..hooks import oci_state, run_hooks
-        run_hooks(state.config, "poststop", oci_state(state, "stopped"), warn=logger.warning)
+        from ..hooks import run_hooks
+        run_hooks(state.config, "poststop", state.spec_state("stopped"), warn=logger.warning)
     store.remove(state.id)

@@ -20,7 +20,7 @@ from ..container import init as container_init
 from ..container import namespaces, process, rootfs
 from ..container.channel import Channel, InitExited, report_error_and_exit
 from ..errors import OciError
-from ..hooks import oci_state, run_hooks
+from ..hooks import run_hooks
 from ..log import logger
 from ..state import ContainerState, Store, process_start_time, validate_id
 from ..sys import ns as sysns
@@ -138,7 +138,7 @@ def _drive(channel: Channel, stage1: int, state: ContainerState, options, manage
     state.pid_start = process_start_time(state.pid) or 0
     channel.expect("mounts-ready")
     state.namespace_paths = namespaces.namespace_paths(state.pid, options.ns_plan)
-    hook_state = oci_state(state, "creating")
+    hook_state = state.spec_state("creating")
     run_hooks(options.spec, "prestart", hook_state)
     run_hooks(options.spec, "createRuntime", hook_state)
     channel.send("runtime-hooks-done", state=hook_state)

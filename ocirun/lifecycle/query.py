@@ -2,7 +2,6 @@
 
 import json
 
-from .. import OCI_VERSION
 from ..errors import OciError
 from ..state import ContainerState, Store
 
@@ -10,17 +9,12 @@ from ..state import ContainerState, Store
 def state_document(store: Store, state: ContainerState) -> dict:
     """The spec's state plus runc's extras (rootfs, created, owner), as runc prints it."""
     status = store.status(state)
-    return {
-        "ociVersion": OCI_VERSION,
-        "id": state.id,
-        "pid": state.pid if status != "stopped" else 0,
-        "status": status,
-        "bundle": state.bundle,
-        "rootfs": state.rootfs,
-        "created": state.created,
-        "owner": state.owner,
-        "annotations": state.annotations,
-    }
+    document = state.spec_state(status)
+    annotations = document.pop("annotations")
+    if status == "stopped":
+        document["pid"] = 0
+    return {**document, "rootfs": state.rootfs, "created": state.created, "owner": state.owner,
+            "annotations": annotations}
 
 
 def state_json(store: Store, container_id: str) -> str:

@@ -5,7 +5,7 @@ import select
 import time
 
 from ..errors import OciError
-from ..hooks import oci_state, run_hooks
+from ..hooks import run_hooks
 from ..log import logger
 from ..state import START_OK, ContainerState, Store, is_alive
 
@@ -26,7 +26,7 @@ def start(store: Store, container_id: str) -> None:
         os.unlink(fifo_path)
         state.started = True
         store.save(state)
-    run_hooks(state.config, "poststart", oci_state(state, "running"), warn=logger.warning)
+    run_hooks(state.config, "poststart", state.spec_state("running"), warn=logger.warning)
 
 
 def _release(fifo_path: str, state: ContainerState) -> bytes:
